@@ -1,0 +1,45 @@
+/**
+ * Call paths for reports: the modelled kernel functions on the stack, innermost first,
+ * with the kernel file each one models (src/kernel/mm/memory.ts -> mm/memory.c).
+ * Read from the JavaScript stack, which is deterministic for the same code and schedule.
+ */
+export interface Frame {
+  readonly fn: string;
+  readonly file: string;
+}
+
+const FRAME = /^\s*at (?:Generator\.)?([A-Za-z_$][\w$.]*) \((?:file:\/\/)?(.*?):\d+:\d+\)$/;
+
+/** Maps a model source path to the kernel file it models. */
+export function kernelFile(path: string): string | null {
+  const i = path.lastIndexOf('/src/kernel/');
+  if (i < 0) return null;
+  let rel = path.slice(i + '/src/kernel/'.length).replace(/\.(ts|js)$/, '');
+  if (rel.startsWith('include/')) return `${rel}.h`;
+  if (rel === 'version' || rel === 'kconfig') return null;
+  rel = rel.replace(/^arch\/x86\//, 'arch/x86/');
+  return `${rel}.c`;
+}
+
+/** The kernel frames of the current stack, innermost first, skipping `skip` of them. */
+export function call_path(skip = 0): Frame[] {
+  const saved = Error.stackTraceLimit;
+  Error.stackTraceLimit = 60;
+  const stack = new Error().stack ?? '';
+  Error.stackTraceLimit = saved;
+  const out: Frame[] = [];
+  for (const line of stack.split('\n').slice(1)) {
+    const m = FRAME.exec(line);
+    if (!m) continue;
+    const fn = m[1]!.replace(/^.*\./, '');
+    if (fn === 'next' || fn === 'call_path') continue;
+    const file = kernelFile(m[2]!);
+    if (!file || file.startsWith('kernel/callpath') || file.startsWith('kernel/panic')) continue;
+    out.push({ fn, file });
+  }
+  return out.slice(skip);
+}
+
+export function formatCallPath(frames: readonly Frame[]): string[] {
+  return frames.map((f) => ` ${f.fn}`);
+}

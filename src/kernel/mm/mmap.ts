@@ -1,0 +1,382 @@
+/**
+ * mmap: do_mmap's flag rules, get_unmapped_area, mmap_region with the file's ->mmap
+ * hook, the page protection of a VMA (protection_map, write-notify), and vm_mmap_pgoff
+ * (the syscall path under mmap_lock).
+ *
+ * @kernel mm/mmap.c:do_mmap, mmap_region (mm/vma.c:__mmap_region v6.13+),
+ *   get_unmapped_area, vm_get_page_prot, vma_wants_writenotify, vma_set_page_prot;
+ *   mm/util.c:vm_mmap_pgoff (all versions)
+ */
+import type { Op } from '../../sched/index.js';
+import type { file, mm_struct, vm_area_struct } from '../include/linux/mm_types.js';
+import { FMODE_READ, FMODE_WRITE } from '../include/linux/mm_types.js';
+import {
+  VM_EXEC,
+  VM_GROWSDOWN,
+  VM_LOCKED,
+  VM_MAYEXEC,
+  VM_MAYREAD,
+  VM_MAYSHARE,
+  VM_MAYWRITE,
+  VM_PFNMAP,
+  VM_READ,
+  VM_SHARED,
+  VM_SPECIAL,
+  VM_WRITE,
+  VM_HUGETLB,
+  VM_NORESERVE,
+  VM_ACCOUNT,
+} from '../include/linux/mm.js';
+import {
+  EACCES,
+  EEXIST,
+  EINVAL,
+  ENODEV,
+  ENOMEM,
+  EOVERFLOW,
+  EOPNOTSUPP,
+} from '../include/linux/errno.js';
+import {
+  PAGE_COPY,
+  PAGE_COPY_EXEC,
+  PAGE_NONE,
+  PAGE_READONLY,
+  PAGE_READONLY_EXEC,
+  PAGE_SHARED,
+  PAGE_SHARED_EXEC,
+  _PAGE_CACHE_MASK,
+  TASK_SIZE_MAX,
+  PMD_SIZE,
+  type pgprot_t,
+} from '../arch/x86/include/asm/pgtable_types.js';
+import { find_vma_intersection, vm_area_alloc, vma_link, get_file, fput } from './vma.js';
+import { down_write, up_write } from '../include/linux/spinlock.js';
+import { shmem_zero_setup } from './shmem.js';
+import { since } from '../version.js';
+import { currentKernel } from '../kernel/kernel.js';
+
+export const PROT_NONE = 0x0;
+export const PROT_READ = 0x1;
+export const PROT_WRITE = 0x2;
+export const PROT_EXEC = 0x4;
+
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_SHARED_VALIDATE = 0x03;
+export const MAP_TYPE = 0x0f;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_GROWSDOWN = 0x0100;
+export const MAP_DENYWRITE = 0x0800;
+export const MAP_EXECUTABLE = 0x1000;
+export const MAP_LOCKED = 0x2000;
+export const MAP_NORESERVE = 0x4000;
+export const MAP_POPULATE = 0x8000;
+export const MAP_NONBLOCK = 0x10000;
+export const MAP_STACK = 0x20000;
+export const MAP_HUGETLB = 0x40000;
+export const MAP_SYNC = 0x80000;
+export const MAP_FIXED_NOREPLACE = 0x100000;
+/** The flags MAP_SHARED accepts (LEGACY_MAP_MASK); MAP_SHARED_VALIDATE rejects others. */
+export const MAP_UNINITIALIZED = 0x4000000;
+export const LEGACY_MAP_MASK =
+  MAP_SHARED |
+  MAP_PRIVATE |
+  MAP_FIXED |
+  MAP_ANONYMOUS |
+  MAP_DENYWRITE |
+  MAP_EXECUTABLE |
+  MAP_UNINITIALIZED |
+  MAP_GROWSDOWN |
+  MAP_LOCKED |
+  MAP_NORESERVE |
+  MAP_POPULATE |
+  MAP_NONBLOCK |
+  MAP_STACK |
+  MAP_HUGETLB;
+
+/** x86 protection_map[VM_READ|VM_WRITE|VM_EXEC|VM_SHARED]. */
+const protection_map: pgprot_t[] = [
+  PAGE_NONE,
+  PAGE_READONLY,
+  PAGE_COPY,
+  PAGE_COPY,
+  PAGE_READONLY_EXEC,
+  PAGE_READONLY_EXEC,
+  PAGE_COPY_EXEC,
+  PAGE_COPY_EXEC,
+  PAGE_NONE,
+  PAGE_READONLY,
+  PAGE_SHARED,
+  PAGE_SHARED,
+  PAGE_READONLY_EXEC,
+  PAGE_READONLY_EXEC,
+  PAGE_SHARED_EXEC,
+  PAGE_SHARED_EXEC,
+];
+
+/**
+ * vm_get_page_prot(vm_flags): the PTE protection for a VMA's access flags.
+ * @kernel mm/mmap.c:vm_get_page_prot (all versions; x86 protection_map)
+ * Return: pgprot_t.
+ */
+export function vm_get_page_prot(vm_flags: bigint): pgprot_t {
+  return protection_map[Number(vm_flags & (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED))]!;
+}
+
+/** vm_pgprot_modify(oldprot, vm_flags): new access bits, old cache-mode bits. */
+export function vm_pgprot_modify(oldprot: pgprot_t, vm_flags: bigint): pgprot_t {
+  return (vm_get_page_prot(vm_flags) & ~_PAGE_CACHE_MASK) | (oldprot & _PAGE_CACHE_MASK);
+}
+
+/**
+ * vma_wants_writenotify(vma, vm_page_prot): a shared writable mapping whose writes must
+ * be seen (page_mkwrite/pfn_mkwrite, or a file that is written back) gets read-only
+ * PTEs so the first write faults.
+ * @kernel mm/mmap.c:vma_wants_writenotify (all versions)
+ * Return: true or false.
+ */
+export function vma_wants_writenotify(vma: vm_area_struct, vm_page_prot: pgprot_t): boolean {
+  const f = vma.vm_flags;
+  if ((f & (VM_WRITE | VM_SHARED)) !== (VM_WRITE | VM_SHARED)) return false;
+  if (vma.vm_ops?.page_mkwrite || vma.vm_ops?.pfn_mkwrite) return true;
+  // The driver chose a special cache mode: leave its protection alone.
+  if (vm_page_prot !== vm_pgprot_modify(vm_page_prot, f)) return false;
+  if (f & VM_PFNMAP) return false;
+  const file = vma.vm_file;
+  return file !== null && !file.f_mapping.host.i_sb.s_nowriteback;
+}
+
+/**
+ * vma_set_page_prot(vma): recomputes vm_page_prot, dropping write for write-notify.
+ * @kernel mm/mmap.c:vma_set_page_prot (all versions)
+ * Locking: mmap_lock held for write.
+ */
+export function vma_set_page_prot(vma: vm_area_struct): void {
+  let f = vma.vm_flags;
+  let prot = vm_pgprot_modify(vma.vm_page_prot, f);
+  if (vma_wants_writenotify(vma, prot)) {
+    f &= ~VM_SHARED;
+    prot = vm_pgprot_modify(prot, f);
+  }
+  vma.vm_page_prot = prot;
+}
+
+/** calc_vm_prot_bits(prot) */
+export function calc_vm_prot_bits(prot: number): bigint {
+  return (
+    (prot & PROT_READ ? VM_READ : 0n) |
+    (prot & PROT_WRITE ? VM_WRITE : 0n) |
+    (prot & PROT_EXEC ? VM_EXEC : 0n)
+  );
+}
+
+/** calc_vm_flag_bits(flags) */
+export function calc_vm_flag_bits(flags: number): bigint {
+  return (flags & MAP_GROWSDOWN ? VM_GROWSDOWN : 0n) | (flags & MAP_LOCKED ? VM_LOCKED : 0n);
+}
+
+/**
+ * get_unmapped_area: top-down search below mmap_base (arch_get_unmapped_area_topdown).
+ * A hint is used when it is free. Anonymous and THP-capable mappings of at least
+ * PMD_SIZE are PMD-aligned (v6.7+ "mm: align larger anonymous mappings on THP
+ * boundaries"; files with huge faults align through their get_unmapped_area).
+ * @kernel mm/mmap.c:get_unmapped_area, arch_get_unmapped_area_topdown (all versions)
+ * Locking: mmap_lock held for write.
+ * Return: an address, or -ENOMEM.
+ */
+export function get_unmapped_area(
+  mm: mm_struct,
+  file: file | null,
+  addr: number,
+  len: number,
+  _pgoff: number,
+  flags: number,
+): number {
+  if (len > TASK_SIZE_MAX) return -ENOMEM;
+  if (flags & MAP_FIXED) {
+    if (addr + len > TASK_SIZE_MAX) return -ENOMEM;
+    return addr;
+  }
+  if (addr) {
+    addr = Math.ceil(addr / 4096) * 4096;
+    if (addr + len <= TASK_SIZE_MAX && !find_vma_intersection(mm, addr, addr + len)) return addr;
+  }
+  const align =
+    file === null &&
+    len >= PMD_SIZE &&
+    currentKernel().config.CONFIG_TRANSPARENT_HUGEPAGE === true &&
+    since(6, 7)
+      ? PMD_SIZE
+      : 4096;
+  let top = mm.mmap_base;
+  for (let i = mm.mmap.length - 1; i >= -1; i--) {
+    const v = i >= 0 ? mm.mmap[i]! : null;
+    if (v && v.vm_start >= top) continue;
+    const floor = v ? v.vm_end : 0x10000;
+    const start = Math.floor((top - len) / align) * align;
+    if (start >= floor) return start;
+    if (v) top = Math.min(top, v.vm_start);
+  }
+  return -ENOMEM;
+}
+
+/**
+ * mmap_region(file, addr, len, vm_flags, pgoff): creates the VMA, calls the file's
+ * ->mmap (drivers set VM_IO/VM_PFNMAP/VM_MIXEDMAP and vm_ops there), sets up shared
+ * anonymous memory as shmem, links the VMA and fixes its page protection.
+ * @kernel mm/mmap.c:mmap_region (mm/vma.c:__mmap_region v6.13+)
+ * Locking: mmap_lock held for write.
+ * Return: addr, or -errno (the VMA is not left behind).
+ */
+export function* mmap_region(
+  mm: mm_struct,
+  file: file | null,
+  addr: number,
+  len: number,
+  vm_flags: bigint,
+  pgoff: number,
+): Op<number> {
+  if (find_vma_intersection(mm, addr, addr + len)) {
+    const err = yield* do_munmap(mm, addr, len);
+    if (err) return err;
+  }
+  const vma = vm_area_alloc(mm);
+  vma.vm_start = addr;
+  vma.vm_end = addr + len;
+  vma.vm_flags = vm_flags;
+  vma.vm_page_prot = vm_get_page_prot(vm_flags);
+  vma.vm_pgoff = pgoff;
+  if (file) {
+    vma.vm_file = get_file(file);
+    const err = file.f_op.mmap ? yield* file.f_op.mmap(file, vma) : -ENODEV;
+    if (err) {
+      fput(file);
+      return err;
+    }
+    // Drivers may have changed the range or flags; a VMA that now overlaps is a bug.
+    addr = vma.vm_start;
+  } else if (vm_flags & VM_SHARED) {
+    const err = shmem_zero_setup(vma);
+    if (err) return err;
+  }
+  vma_link(mm, vma);
+  if (vma.vm_flags & VM_LOCKED) {
+    if (vma.vm_flags & VM_SPECIAL || vma.vm_flags & VM_HUGETLB) vma.vm_flags &= ~VM_LOCKED;
+    else mm.locked_vm += len / 4096;
+  }
+  vma_set_page_prot(vma);
+  return addr;
+}
+
+/**
+ * do_mmap(file, addr, len, prot, flags, pgoff): the flag rules of mmap(2).
+ * - MAP_SHARED of a file: PROT_WRITE needs an fd open for writing (-EACCES); the VMA is
+ *   SHARED|MAYSHARE, and with a read-only fd loses SHARED and MAYWRITE.
+ * - any file mapping needs FMODE_READ (-EACCES) and an ->mmap (-ENODEV).
+ * - MAP_SHARED_VALIDATE rejects unknown flags (-EOPNOTSUPP is the kernel's answer for
+ *   flags it knows but the file does not support; unknown flags get -EOPNOTSUPP too).
+ * - anonymous shared mappings are shmem; private anonymous ones use pgoff = addr >> 12.
+ * @kernel mm/mmap.c:do_mmap (all versions)
+ * Locking: mmap_lock held for write.
+ * Return: the address, or -errno.
+ */
+export function* do_mmap(
+  mm: mm_struct,
+  file: file | null,
+  addr: number,
+  len: number,
+  prot: number,
+  flags: number,
+  pgoff: number,
+): Op<number> {
+  if (!len) return -EINVAL;
+  len = Math.ceil(len / 4096) * 4096;
+  if (!len || len > TASK_SIZE_MAX) return -ENOMEM;
+  if (pgoff + len / 4096 > Number.MAX_SAFE_INTEGER / 4096) return -EOVERFLOW;
+  if (flags & MAP_FIXED_NOREPLACE) {
+    if (find_vma_intersection(mm, addr, addr + len)) return -EEXIST;
+    flags |= MAP_FIXED;
+  }
+  if (flags & MAP_FIXED && addr % 4096 !== 0) return -EINVAL;
+  let vm_flags =
+    calc_vm_prot_bits(prot) |
+    calc_vm_flag_bits(flags) |
+    mm.def_flags |
+    VM_MAYREAD |
+    VM_MAYWRITE |
+    VM_MAYEXEC;
+  const type = flags & MAP_TYPE;
+  if (file) {
+    if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE) {
+      if (
+        type === MAP_SHARED_VALIDATE &&
+        flags & ~(LEGACY_MAP_MASK | MAP_SYNC | MAP_FIXED_NOREPLACE)
+      )
+        return -EOPNOTSUPP;
+      if (prot & PROT_WRITE && !(file.f_mode & FMODE_WRITE)) return -EACCES;
+      vm_flags |= VM_SHARED | VM_MAYSHARE;
+      if (!(file.f_mode & FMODE_WRITE)) vm_flags &= ~(VM_MAYWRITE | VM_SHARED);
+    } else if (type !== MAP_PRIVATE) {
+      return -EINVAL;
+    }
+    // MAP_SHARED falls through to the MAP_PRIVATE checks, as in the kernel's switch.
+    if (!(file.f_mode & FMODE_READ)) return -EACCES;
+    if (!file.f_op.mmap) return -ENODEV;
+    if (vm_flags & VM_GROWSDOWN) return -EINVAL;
+  } else {
+    switch (type) {
+      case MAP_SHARED:
+      case MAP_SHARED_VALIDATE:
+        if (vm_flags & VM_GROWSDOWN) return -EINVAL;
+        pgoff = 0;
+        vm_flags |= VM_SHARED | VM_MAYSHARE;
+        break;
+      case MAP_PRIVATE:
+        break;
+      default:
+        return -EINVAL;
+    }
+  }
+  if (flags & MAP_NORESERVE) vm_flags |= VM_NORESERVE;
+  else if (!file && !(vm_flags & VM_SHARED) && vm_flags & VM_WRITE) vm_flags |= VM_ACCOUNT;
+  const a = get_unmapped_area(mm, file, addr, len, pgoff, flags);
+  if (a < 0) return a;
+  if (!file && type === MAP_PRIVATE) pgoff = a / 4096;
+  return yield* mmap_region(mm, file, a, len, vm_flags, pgoff);
+}
+
+/**
+ * vm_mmap_pgoff: mmap(2) after the fd lookup: takes mmap_lock for write around do_mmap.
+ * @kernel mm/util.c:vm_mmap_pgoff (all versions)
+ * Locking: takes and releases mmap_lock (write).
+ * Return: the address or -errno.
+ */
+export function* vm_mmap_pgoff(
+  mm: mm_struct,
+  file: file | null,
+  addr: number,
+  len: number,
+  prot: number,
+  flags: number,
+  pgoff: number,
+): Op<number> {
+  yield* down_write(mm.mmap_lock);
+  const ret = yield* do_mmap(mm, file, addr, len, prot, flags, pgoff);
+  yield* up_write(mm.mmap_lock);
+  return ret;
+}
+
+/**
+ * do_munmap(mm, start, len): unmaps [start, start+len).
+ * @kernel mm/mmap.c:do_munmap (all versions)
+ * Locking: mmap_lock held for write.
+ * Return: 0 or -errno.
+ */
+export function* do_munmap(mm: mm_struct, start: number, len: number): Op<number> {
+  // PLACEHOLDER until the munmap model lands in this file.
+  void mm;
+  void start;
+  void len;
+  throw new Error('do_munmap: not modelled yet');
+}

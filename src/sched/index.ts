@@ -1,0 +1,4 @@
+export * from './step.js';
+export * from './thread.js';
+export * from './sync.js';
+export * from './runner.js';
