@@ -38,6 +38,7 @@ import {
   PG_anon,
   PG_buddy,
   PG_reserved,
+  phys_clear_frame,
 } from './sparse.js';
 import type { page } from '../include/linux/mm_types.js';
 
@@ -302,8 +303,6 @@ function markAllocated(pfn: number, order: number): void {
     a.mapping[s] = 0;
     a.index[s] = 0;
   }
-  memmap().contents.delete(pfn);
-  for (let i = 1; i < n; i++) memmap().contents.delete(pfn + i);
 }
 
 /**
@@ -361,6 +360,8 @@ export function __alloc_pages(gfp: number, order: number): page | null {
     if (pfn === null) continue;
     markAllocated(pfn, order);
     memmap().arraysFor(pfn).refcount[pfn % PAGES_PER_SECTION] = 1;
+    // Old contents stay unless __GFP_ZERO asks for zeroed memory (prep_new_page).
+    if (gfp & __GFP_ZERO) for (let i = 0; i < 2 ** order; i++) phys_clear_frame(pfn + i);
     z.nr_free -= 2 ** order;
     st.stats.allocs++;
     return pfn as page;

@@ -105,8 +105,11 @@ export class Memmap {
   readonly large = new Map<number, LargeFolioInfo>();
   /** Registry behind page->mapping: id -> address_space or anon_vma. */
   readonly mappings = new Map<number, unknown>();
-  /** Frame contents: pfn -> (8-byte word offset -> value); absent words read as 0. */
-  readonly contents = new Map<number, Map<number, number>>();
+  /**
+   * Frame contents, for RAM and device memory alike: pfn -> 4096 bytes, allocated on the
+   * first non-zero write; absent frames read as zeroes.
+   */
+  readonly contents = new Map<number, Uint8Array>();
   materialized = 0;
 
   constructor(map: readonly PhysRange[]) {
@@ -249,4 +252,81 @@ export function pfn_valid(pfn: number): boolean {
 /** highest_memmap_pfn (mm/internal.h), set at boot by memmap_init. */
 export function highest_memmap_pfn(): number {
   return memmap().highest_memmap_pfn;
+}
+
+/**
+ * Physical memory contents (what memcpy through any mapping of the frame sees). These
+ * are the machine's bytes, not a kernel API: kernel code reaches them through the
+ * modelled mappings (user PTEs, kmap, ioremap).
+ */
+export function phys_read(pa: number, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  const c = memmapContents();
+  let done = 0;
+  while (done < len) {
+    const pfn = Math.floor((pa + done) / 4096);
+    const off = (pa + done) % 4096;
+    const n = Math.min(4096 - off, len - done);
+    const frame = c.get(pfn);
+    if (frame) out.set(frame.subarray(off, off + n), done);
+    done += n;
+  }
+  return out;
+}
+
+export function phys_write(pa: number, data: Uint8Array): void {
+  const c = memmapContents();
+  let done = 0;
+  while (done < data.length) {
+    const pfn = Math.floor((pa + done) / 4096);
+    const off = (pa + done) % 4096;
+    const n = Math.min(4096 - off, data.length - done);
+    let frame = c.get(pfn);
+    const chunk = data.subarray(done, done + n);
+    if (!frame) {
+      if (chunk.every((b) => b === 0)) {
+        done += n;
+        continue;
+      }
+      frame = new Uint8Array(4096);
+      c.set(pfn, frame);
+    }
+    frame.set(chunk, off);
+    done += n;
+  }
+}
+
+/** copy_page(dst, src) at the frame level (copy_highpage). */
+export function phys_copy_frame(dst: number, src: number): void {
+  const c = memmapContents();
+  const s = c.get(src);
+  if (s) c.set(dst, s.slice());
+  else c.delete(dst);
+}
+
+/** clear_page(pfn) (clear_highpage). */
+export function phys_clear_frame(pfn: number): void {
+  memmapContents().delete(pfn);
+}
+
+/** Reads a little-endian 64-bit word as a number (exact below 2^53). */
+export function phys_read_u64(pa: number): number {
+  const b = phys_read(pa, 8);
+  let v = 0;
+  for (let i = 7; i >= 0; i--) v = v * 256 + b[i]!;
+  return v;
+}
+
+export function phys_write_u64(pa: number, v: number): void {
+  const b = new Uint8Array(8);
+  let x = v;
+  for (let i = 0; i < 8; i++) {
+    b[i] = x % 256;
+    x = Math.floor(x / 256);
+  }
+  phys_write(pa, b);
+}
+
+function memmapContents(): Map<number, Uint8Array> {
+  return memmap().contents;
 }
