@@ -49,9 +49,18 @@ export const CONFIG_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   },
   CONFIG_MIGRATION: { help: 'page migration', def: true },
   CONFIG_CMA: { help: 'contiguous memory allocator', def: true },
+  CONFIG_CMA_DEBUG: {
+    help: 'CMA debug messages: cma_debug_show_areas() on failure (removed in v6.9, which always shows them)',
+    def: false,
+    until: V(6, 9),
+  },
   CONFIG_ZONE_DMA32: { help: 'ZONE_DMA32 below 4 GiB', def: true },
   CONFIG_MMU_NOTIFIER: { help: 'MMU notifiers', def: true },
   CONFIG_X86_PAT: { help: 'page attribute table memtype tracking of pfn mappings', def: true },
+  CONFIG_X86_BUG_L1TF: {
+    help: 'model-only: the CPU has X86_BUG_L1TF (boot_cpu_has_bug), so pfn_modify_allowed() refuses PROT_NONE pfnmaps above the L1TF limit without CAP_SYS_ADMIN',
+    def: false,
+  },
   CONFIG_SPARSEMEM_VMEMMAP: { help: 'sparse memmap in sections', def: true },
   CONFIG_DEBUG_VM: { help: 'VM_BUG_ON and VM_WARN_ON checks', def: true },
   CONFIG_LOCKDEP: { help: 'lock dependency checking and lockdep_assert_held()', def: true },
