@@ -15,6 +15,8 @@ import type {
 } from '../include/linux/mm_types.js';
 import { FMODE_READ, FMODE_WRITE } from '../include/linux/mm_types.js';
 import { rw_semaphore } from '../include/linux/spinlock.js';
+import type { Op } from '../../sched/index.js';
+import { truncate_inode_pages } from '../mm/filemap.js';
 
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
@@ -51,6 +53,8 @@ export function new_inode(
     i_sb: sb,
     i_kind: kind,
     i_private: null,
+    i_count: 1,
+    i_nlink: 1,
   };
   mapping.host = i;
   return i;
@@ -78,4 +82,21 @@ export function alloc_file(path: string, flags: number, i: inode, fops: file_ope
     private_data: null,
     f_count: 1,
   };
+}
+
+/**
+ * iput(inode): drops a reference; the last reference to an unlinked inode evicts it:
+ * ->evict_inode, or truncate_inode_pages_final of its page cache.
+ * @kernel fs/inode.c:iput, iput_final, evict (all versions)
+ * Locking: may sleep; takes the locks truncation takes.
+ */
+export function* iput(i: inode): Op<void> {
+  if (--i.i_count > 0 || i.i_nlink > 0) return;
+  if (i.i_sb.s_op?.evict_inode) yield* i.i_sb.s_op.evict_inode(i);
+  else yield* truncate_inode_pages(i.i_mapping, 0); // truncate_inode_pages_final
+}
+
+/** ihold(inode) */
+export function ihold(i: inode): void {
+  i.i_count++;
 }

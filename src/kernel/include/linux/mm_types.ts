@@ -169,6 +169,11 @@ export interface vm_fault {
 /** struct address_space_operations, reduced. */
 export interface address_space_operations {
   readonly name: string;
+  /**
+   * ->read_folio: fill a locked, !uptodate page-cache folio from the backing store, mark it
+   * uptodate and unlock it. Returns 0 or -errno.
+   */
+  read_folio?(file: file | null, f: folio): Op<number>;
   /** Writeback of one dirty folio; returns 0 or -errno. */
   writepage?(mapping: address_space, f: folio): Op<number>;
   /** folio_mark_dirty hook (dirty_folio). */
@@ -200,6 +205,13 @@ export interface super_block {
   readonly s_type: string;
   /** The FS keeps dirty page-cache pages in memory only (shmem, ramfs). */
   readonly s_nowriteback: boolean;
+  readonly s_op?: super_operations;
+}
+
+/** struct super_operations, reduced. */
+export interface super_operations {
+  /** ->evict_inode: the last reference to an unlinked inode is gone. */
+  evict_inode?(inode: inode): Op<void>;
 }
 
 export interface inode {
@@ -210,6 +222,10 @@ export interface inode {
   /** S_IFREG, S_IFCHR ... as a name. */
   readonly i_kind: 'reg' | 'chr' | 'anon';
   i_private: unknown;
+  /** References (open files and holders); the inode is evicted at 0 when unlinked. */
+  i_count: number;
+  /** Links from the namespace; 0 for unlinked files (shmem_file_setup, memfd). */
+  i_nlink: number;
 }
 
 export interface file_operations {
