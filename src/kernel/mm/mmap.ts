@@ -47,13 +47,42 @@ import {
   _PAGE_CACHE_MASK,
   TASK_SIZE_MAX,
   PMD_SIZE,
+  PAGE_SIZE,
   type pgprot_t,
 } from '../arch/x86/include/asm/pgtable_types.js';
-import { find_vma_intersection, vm_area_alloc, vma_link, get_file, fput } from './vma.js';
+import {
+  find_vma,
+  find_vma_intersection,
+  vm_area_alloc,
+  vma_link,
+  get_file,
+  fput,
+  vmas_in_range,
+  __split_vma,
+} from './vma.js';
 import { down_write, up_write } from '../include/linux/spinlock.js';
 import { shmem_zero_setup } from './shmem.js';
 import { since } from '../version.js';
 import { currentKernel } from '../kernel/kernel.js';
+import {
+  mmap_read_lock,
+  mmap_read_unlock,
+  mmap_write_downgrade,
+  mmap_write_lock,
+  mmap_write_unlock,
+} from '../include/linux/mmap_lock.js';
+import {
+  FIRST_USER_ADDRESS,
+  ULONG_MAX,
+  USER_PGTABLES_CEILING,
+  free_pgtables,
+  tlb_finish_mmu,
+  tlb_gather_mmu,
+  tlb_gather_mmu_fullmm,
+  unmap_vmas,
+} from './memory.zap.js';
+import { mmu_notifier_release } from './mmu_notifier.js';
+import { pfnmap_track_ctx_put } from './memory.pfnmap.js';
 
 export const PROT_NONE = 0x0;
 export const PROT_READ = 0x1;
@@ -367,16 +396,284 @@ export function* vm_mmap_pgoff(
   return ret;
 }
 
+/** DEFAULT_MAX_MAP_COUNT: vm.max_map_count (the model's mm->map_count is mm.mmap.length). */
+export const sysctl_max_map_count = 65530;
+
 /**
- * do_munmap(mm, start, len): unmaps [start, start+len).
- * @kernel mm/mmap.c:do_munmap (all versions)
+ * unlink_file_vma(vma): removes a file VMA from its mapping's i_mmap, so rmap walks and
+ * unmap_mapping_range no longer find it.
+ * @kernel mm/mmap.c:unlink_file_vma (v5.7+; mm/vma.c v6.10+, batched as
+ *   unlink_file_vma_batch_* v6.11+ with the same effect)
+ * Locking: takes and releases mapping->i_mmap_rwsem for write.
+ * Return: nothing.
+ */
+export function* unlink_file_vma(vma: vm_area_struct): Op<void> {
+  const f = vma.vm_file;
+  if (!f) return;
+  const mapping = f.f_mapping;
+  yield* down_write(mapping.i_mmap_rwsem);
+  // __remove_shared_vm_struct()
+  mapping.i_mmap.delete(vma);
+  yield* up_write(mapping.i_mmap_rwsem);
+}
+
+/**
+ * vm_area_free(vma): frees a VMA; from the 2025 PAT rework (f8e97613fed2 series, v6.16)
+ * this drops the VMA's reference to its pfnmap_track_ctx, and the last reference
+ * untracks the memtype (pfnmap_untrack).
+ * @kernel kernel/fork.c:vm_area_free (mm/vma_init.c v6.17+), mm/memory.c:
+ *   pfnmap_track_ctx_release (v6.16+)
+ * Locking: none (the VMA is unreachable).
+ */
+function vm_area_free(vma: vm_area_struct): void {
+  const ctx = vma.pfnmap_track_ctx;
+  if (ctx && since(6, 16)) {
+    // vma_pfnmap_track_ctx_release(): kref_put(&ctx->kref, pfnmap_track_ctx_release).
+    vma.pfnmap_track_ctx = null;
+    pfnmap_track_ctx_put(ctx);
+  }
+}
+
+/**
+ * remove_vma(vma): the last step of unmapping a VMA: vm_ops->close, the file reference,
+ * the VMA itself.
+ * @kernel mm/mmap.c:remove_vma (v5.7+; mm/vma.c v6.10+; vma_close() v6.11+)
+ * Locking: mmap_lock held (read after munmap's downgrade), or none at exit.
+ * Return: nothing.
+ */
+export function remove_vma(vma: vm_area_struct): void {
+  vma.vm_ops?.close?.(vma);
+  if (vma.vm_file) fput(vma.vm_file);
+  vm_area_free(vma);
+}
+
+/**
+ * split_vma(vmi, vma, addr, new_below): __split_vma after the map count check.
+ * @kernel mm/vma.c:split_vma (v5.7+; mm/mmap.c before v6.7)
  * Locking: mmap_lock held for write.
+ * Return: 0 or -errno (-ENOMEM at vm.max_map_count).
+ */
+export function split_vma(
+  mm: mm_struct,
+  vma: vm_area_struct,
+  addr: number,
+  new_below: boolean,
+): number {
+  if (mm.mmap.length >= sysctl_max_map_count) return -ENOMEM;
+  const r = __split_vma(mm, vma, addr, new_below);
+  return typeof r === 'number' ? r : 0;
+}
+
+/** Takes a VMA out of the mm's tree without touching its rmap links (vma_iter_clear). */
+function detach_vma(mm: mm_struct, vma: vm_area_struct): void {
+  const i = mm.mmap.indexOf(vma);
+  if (i >= 0) mm.mmap.splice(i, 1);
+}
+
+/**
+ * do_vmi_align_munmap(vmi, vma, mm, start, end, uf, unlock): unmaps [start, end), start
+ * and end page aligned, vma the first VMA overlapping it:
+ * 1. split the first VMA at start and the last at end (a VMA straddling both is split
+ *    twice; a failure of the second split leaves the first done);
+ * 2. detach the VMAs of the range from the mm;
+ * 3. with unlock, downgrade mmap_lock to read;
+ * 4. unmap_vmas (MMU_NOTIFY_UNMAP over [start, end)) and free_pgtables, bounded by the
+ *    remaining neighbours (prev->vm_end, next->vm_start), in one mmu_gather whose pages
+ *    are freed at tlb_finish_mmu;
+ * 5. remove_vma each (vm_ops->close, fput); with unlock, release mmap_lock.
+ * @kernel mm/vma.c:do_vmi_align_munmap, vms_gather_munmap_vmas, vms_complete_munmap_vmas,
+ *   vms_clear_ptes (v6.12; mm/mmap.c:do_vmi_align_munmap v6.1+, __do_munmap with
+ *   unmap_region before, in the same order)
+ * Locking: mmap_lock held for write; with unlock, released on success.
+ * Return: 0 or -errno (-ENOMEM at vm.max_map_count, or a may_split error).
+ * Left out: commit accounting, userfaultfd unmap events, mseal (VM_SEALED -EPERM, v6.10+),
+ *   arch_unmap, the exec/stack/data VM statistics.
+ */
+export function* do_vmi_align_munmap(
+  mm: mm_struct,
+  vma: vm_area_struct,
+  start: number,
+  end: number,
+  unlock: boolean,
+): Op<number> {
+  // If we need to split any vma, do it now to save pain later. Does it split the first?
+  if (start > vma.vm_start) {
+    // Make sure map_count on return will not exceed its limit (only when the VMA is
+    // split in three).
+    if (end < vma.vm_end && mm.mmap.length >= sysctl_max_map_count) return -ENOMEM;
+    const err = __split_vma_err(mm, vma, start, true);
+    if (err) return err;
+  }
+  // Does the last one split at end?
+  const inRange = vmas_in_range(mm, start, end);
+  const last = inRange[inRange.length - 1];
+  if (last && last.vm_end > end) {
+    const err = __split_vma_err(mm, last, end, false);
+    if (err) return err;
+  }
+  const detached = vmas_in_range(mm, start, end);
+  let nr_pages = 0;
+  let locked_vm = 0;
+  for (const v of detached) {
+    detach_vma(mm, v);
+    const n = (v.vm_end - v.vm_start) / PAGE_SIZE;
+    nr_pages += n;
+    if (v.vm_flags & VM_LOCKED) locked_vm += n;
+  }
+  const prev = find_vma_prev_end(mm, start);
+  const next = find_vma(mm, end);
+  mm.locked_vm -= locked_vm;
+  // With unlock the lock is downgraded to read for the page-table work. Before v6.5 it
+  // stays write-held next to a VM_GROWSDOWN VMA (which may grow under the read lock);
+  // the caller's unlock is then a write unlock, done here.
+  let downgraded = false;
+  if (unlock && !(!since(6, 5) && next && next.vm_flags & VM_GROWSDOWN)) {
+    yield* mmap_write_downgrade(mm);
+    downgraded = true;
+  }
+  // vms_clear_ptes() / unmap_region()
+  const tlb = tlb_gather_mmu(mm);
+  yield* unmap_vmas(tlb, detached, start, end, !downgraded);
+  yield* free_pgtables(
+    tlb,
+    detached,
+    prev ? prev.vm_end : FIRST_USER_ADDRESS,
+    next ? next.vm_start : USER_PGTABLES_CEILING,
+    !downgraded,
+  );
+  yield* tlb_finish_mmu(tlb);
+  mm.total_vm -= nr_pages;
+  for (const v of detached) remove_vma(v);
+  if (downgraded) yield* mmap_read_unlock(mm);
+  else if (unlock) yield* mmap_write_unlock(mm);
+  return 0;
+}
+
+/** __split_vma returning 0 or -errno. */
+function __split_vma_err(
+  mm: mm_struct,
+  vma: vm_area_struct,
+  addr: number,
+  new_below: boolean,
+): number {
+  const r = __split_vma(mm, vma, addr, new_below);
+  return typeof r === 'number' ? r : 0;
+}
+
+/** The last VMA ending at or below addr (vma_prev after the start split). */
+function find_vma_prev_end(mm: mm_struct, addr: number): vm_area_struct | null {
+  let prev: vm_area_struct | null = null;
+  for (const v of mm.mmap) {
+    if (v.vm_end > addr) break;
+    prev = v;
+  }
+  return prev;
+}
+
+/**
+ * do_vmi_munmap(vmi, mm, start, len, uf, unlock): munmap's checks, then
+ * do_vmi_align_munmap. An unaligned start, a range beyond TASK_SIZE or a zero length
+ * (after rounding up) is -EINVAL; no VMA in the range is success.
+ * @kernel mm/vma.c:do_vmi_munmap (v6.12; mm/mmap.c v6.1+; __do_munmap before)
+ * Locking: mmap_lock held for write; with unlock, released on success (and when there
+ *   is nothing to unmap).
  * Return: 0 or -errno.
  */
-export function* do_munmap(mm: mm_struct, start: number, len: number): Op<number> {
-  // PLACEHOLDER until the munmap model lands in this file.
-  void mm;
-  void start;
-  void len;
-  throw new Error('do_munmap: not modelled yet');
+export function* do_vmi_munmap(
+  mm: mm_struct,
+  start: number,
+  len: number,
+  unlock: boolean,
+): Op<number> {
+  if (start % PAGE_SIZE !== 0 || start > TASK_SIZE_MAX || len > TASK_SIZE_MAX - start)
+    return -EINVAL;
+  const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
+  if (end === start) return -EINVAL;
+  // Find the first overlapping VMA.
+  const vma = find_vma_intersection(mm, start, end);
+  if (!vma) {
+    if (unlock) yield* mmap_write_unlock(mm);
+    return 0;
+  }
+  return yield* do_vmi_align_munmap(mm, vma, start, end, unlock);
+}
+
+/**
+ * do_munmap(mm, start, len, uf): unmaps [start, start+len) keeping mmap_lock held.
+ * @kernel mm/mmap.c:do_munmap (v5.7+)
+ * Locking: mmap_lock held for write; still held on return.
+ * Return: 0 or -errno.
+ */
+export function do_munmap(mm: mm_struct, start: number, len: number): Op<number> {
+  return do_vmi_munmap(mm, start, len, false);
+}
+
+/**
+ * __vm_munmap(start, len, unlock): munmap(2) (unlock = true) and vm_munmap (false):
+ * takes mmap_lock for write around do_vmi_munmap.
+ * @kernel mm/mmap.c:__vm_munmap (v5.7+; `downgrade` before v6.1)
+ * Locking: takes mmap_lock for write; released on return.
+ * Return: 0 or -errno.
+ */
+export function* __vm_munmap(
+  mm: mm_struct,
+  start: number,
+  len: number,
+  unlock: boolean,
+): Op<number> {
+  yield* mmap_write_lock(mm);
+  const ret = yield* do_vmi_munmap(mm, start, len, unlock);
+  if (ret || !unlock) yield* mmap_write_unlock(mm);
+  return ret;
+}
+
+/**
+ * vm_munmap(start, len): the kernel-internal munmap.
+ * @kernel mm/mmap.c:vm_munmap (v5.7+)
+ * Locking: takes and releases mmap_lock for write.
+ * Return: 0 or -errno.
+ */
+export function vm_munmap(mm: mm_struct, start: number, len: number): Op<number> {
+  return __vm_munmap(mm, start, len, false);
+}
+
+/**
+ * exit_mmap(mm): tears down the whole address space when its last user is gone:
+ * mmu_notifier_release, unmap_vmas over everything (MMU_NOTIFY_UNMAP, to nobody once
+ * released), free_pgtables with no floor or ceiling (every table but the PGD), the final
+ * TLB flush that frees the pages, then remove_vma for each VMA. The PGD goes at mmdrop
+ * (kernel/fork.c:__mmdrop, mm_free_pgd).
+ * @kernel mm/mmap.c:exit_mmap (v5.7+; mmap_lock taken since v6.1: read across
+ *   unmap_vmas, write for free_pgtables and the teardown; none before)
+ * Locking: none held on entry; takes and releases mmap_lock as above.
+ * Return: nothing.
+ * Left out: the OOM reaper handshake (MMF_OOM_SKIP), arch_exit_mmap, commit accounting.
+ */
+export function* exit_mmap(mm: mm_struct): Op<void> {
+  // mm's last user has gone, and it's about to be pulled down.
+  yield* mmu_notifier_release(mm);
+  const locking = since(6, 1);
+  if (locking) yield* mmap_read_lock(mm);
+  const vmas = [...mm.mmap];
+  if (vmas.length === 0) {
+    if (locking) yield* mmap_read_unlock(mm);
+    return;
+  }
+  const tlb = tlb_gather_mmu_fullmm(mm);
+  // Use ULONG_MAX here to ensure all VMAs in the mm are unmapped.
+  yield* unmap_vmas(tlb, vmas, 0, ULONG_MAX, false);
+  if (locking) {
+    yield* mmap_read_unlock(mm);
+    yield* mmap_write_lock(mm);
+  }
+  yield* free_pgtables(tlb, vmas, FIRST_USER_ADDRESS, USER_PGTABLES_CEILING, true);
+  yield* tlb_finish_mmu(tlb);
+  // Walk the list again, actually closing and freeing it.
+  for (const v of vmas) {
+    detach_vma(mm, v);
+    mm.total_vm -= (v.vm_end - v.vm_start) / PAGE_SIZE;
+    if (v.vm_flags & VM_LOCKED) mm.locked_vm -= (v.vm_end - v.vm_start) / PAGE_SIZE;
+    remove_vma(v);
+  }
+  if (locking) yield* mmap_write_unlock(mm);
 }

@@ -7,7 +7,8 @@
  *   i_mmap links, i_mmap_rwsem for write (taken here, within the caller's step).
  */
 import { currentKernel } from '../kernel/kernel.js';
-import type { mm_struct, vm_area_struct, file, anon_vma } from '../include/linux/mm_types.js';
+import type { mm_struct, vm_area_struct, anon_vma } from '../include/linux/mm_types.js';
+import { get_file } from '../fs/file_table.js';
 import { VM_BUG_ON } from '../kernel/panic.js';
 
 /** vm_area_alloc(mm): a blank VMA. */
@@ -95,16 +96,7 @@ export function vma_unlink(mm: mm_struct, vma: vm_area_struct): void {
   if (vma.anon_vma) unlink_anon_vma(vma);
 }
 
-/** get_file(file) */
-export function get_file(f: file): file {
-  f.f_count++;
-  return f;
-}
-
-/** fput(file): the last reference releases the file. */
-export function fput(f: file): void {
-  if (--f.f_count === 0) f.f_op.release?.(f.f_inode, f);
-}
+export { get_file, fput } from '../fs/file_table.js';
 
 /** anon_vma_alloc() */
 export function anon_vma_alloc(): anon_vma {
