@@ -220,3 +220,29 @@ export function mm_flags_test(bit: number, mm: mm_struct): boolean {
 export function mm_flags_set(bit: number, mm: mm_struct): void {
   mm.flags |= 1 << bit;
 }
+
+/**
+ * GUP_PIN_COUNTING_BIAS: what one FOLL_PIN adds to the refcount of a small folio, so a
+ * refcount of 1024 or more reads as "maybe pinned".
+ * @kernel include/linux/mm.h:GUP_PIN_COUNTING_BIAS (v5.7+)
+ */
+export const GUP_PIN_COUNTING_BIAS = 1024;
+
+/**
+ * folio_maybe_dma_pinned(folio): whether the folio may be pinned for DMA (FOLL_PIN). A
+ * large folio counts pins in _pincount; a small one in its refcount, biased by
+ * GUP_PIN_COUNTING_BIAS per pin, so enough plain references also read as pinned (a false
+ * positive the callers accept). The refcount is compared as unsigned, as in the kernel.
+ * @kernel include/linux/mm.h:folio_maybe_dma_pinned (v5.16+; page_maybe_dma_pinned
+ *   v5.7+, which used the refcount for order-1 compound pages too)
+ * Locking: none (a racy read).
+ * Return: true when maybe pinned.
+ */
+export function folio_maybe_dma_pinned(f: folio): boolean {
+  if (folio_test_large(f)) return folio_pincount(f) > 0;
+  return folio_ref_count(f) >>> 0 >= GUP_PIN_COUNTING_BIAS;
+}
+
+// Imports of the two helpers above (kept with them; ES imports are hoisted).
+import { folio_pincount, folio_test_large } from './page-flags.js';
+import { folio_ref_count } from './page_ref.js';
