@@ -525,3 +525,69 @@ export function take_free_frame(pfn: number): boolean {
   z.nr_free--;
   return true;
 }
+
+/**
+ * move_freepages_block(zone, page, migratetype): moves every free block of the pageblock
+ * containing pfn onto the free lists of `mt`; with MIGRATE_ISOLATE onto no list, so the
+ * allocator cannot hand them out (freeBlock keeps later frees of the block off the lists
+ * too). Never-used memory of the block is first turned into free order-0 blocks so it
+ * moves with the rest. Used by page isolation: isolating (to MIGRATE_ISOLATE) and undoing
+ * it (back to the block's migratetype; order-0 CMA frames then sit on the MIGRATE_CMA
+ * list, as the buddy lists hold them, not on the MOVABLE per-cpu list).
+ * @kernel mm/page_alloc.c:move_freepages_block (v5.x-v6.9; move_freepages_block_isolate
+ *   v6.10+)
+ * Locking: zone->lock in the kernel (the model's allocator needs none).
+ * Return: the number of free frames moved.
+ */
+export function move_freepages_block(z: zone, pfn: number, mt: number): number {
+  const start = Math.max(
+    Math.floor(pfn / pageblock_nr_pages) * pageblock_nr_pages,
+    z.zone_start_pfn,
+  );
+  const end = Math.min(start + pageblock_nr_pages, z.zone_end_pfn);
+  // Carve the block's never-used frames out of the fresh ranges.
+  for (let i = 0; i < z.fresh.length; i++) {
+    const r = z.fresh[i]!;
+    const lo = Math.max(r.next, start);
+    const hi = Math.min(r.end, end);
+    if (lo >= hi) continue;
+    const parts: FreshRange[] = [];
+    if (r.next < lo) parts.push({ next: r.next, end: lo, mt: r.mt });
+    if (hi < r.end) parts.push({ next: hi, end: r.end, mt: r.mt });
+    z.fresh.splice(i, 1, ...parts);
+    i += parts.length - 1;
+    for (let p = lo; p < hi; p++) {
+      const a = memmap().arraysFor(p);
+      const s = p % PAGES_PER_SECTION;
+      a.flags[s] = PG_buddy;
+      a.order[s] = 0;
+      a.refcount[s] = 0;
+      a.mapcount[s] = 0;
+      a.mapping[s] = 0;
+    }
+  }
+  // Take the block's free blocks off whatever list holds them.
+  for (const l of z.free.values()) {
+    let w = 0;
+    for (const p of l) if (p < start || p >= end) l[w++] = p;
+    l.length = w;
+  }
+  let moved = 0;
+  for (let p = start; p < end;) {
+    const a = memmap().peek(p);
+    const s = p % PAGES_PER_SECTION;
+    if (!a || (a.flags[s]! & PG_buddy) === 0) {
+      p++;
+      continue;
+    }
+    const n = 2 ** a.order[s]!;
+    if (p % n !== 0) {
+      p++;
+      continue;
+    }
+    if (mt !== MIGRATE_ISOLATE) z.list(a.order[s]!, mt).push(p);
+    moved += n;
+    p += n;
+  }
+  return moved;
+}
