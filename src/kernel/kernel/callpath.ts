@@ -13,8 +13,13 @@ const FRAME = /^\s*at (?:Generator\.)?([A-Za-z_$][\w$.]*) \((?:file:\/\/)?(.*?):
 /** Maps a model source path to the kernel file it models. */
 export function kernelFile(path: string): string | null {
   const i = path.lastIndexOf('/src/kernel/');
-  if (i < 0) return null;
-  let rel = path.slice(i + '/src/kernel/'.length).replace(/\.(ts|js)$/, '');
+  if (i < 0 || /\.test\.(ts|js)$/.test(path)) return null;
+  // A kernel file split across several model files (mm/memory.fault.ts) maps to the one
+  // kernel file (mm/memory.c).
+  let rel = path
+    .slice(i + '/src/kernel/'.length)
+    .replace(/\.(ts|js)$/, '')
+    .replace(/\.[a-z_]+$/, '');
   if (rel.startsWith('include/')) return `${rel}.h`;
   if (rel === 'version' || rel === 'kconfig') return null;
   rel = rel.replace(/^arch\/x86\//, 'arch/x86/');
