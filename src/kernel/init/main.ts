@@ -1,7 +1,8 @@
 /**
  * Booting a modelled machine: the physical map (e820), the memmap, zones and CMA areas,
- * and the zero page. The kernel image occupies the first 'reserved' range that is at
- * least 2 MiB long; empty_zero_page is a page of it, PageReserved as in the kernel.
+ * /proc/iomem, and the zero page. The kernel image lies in RAM and is reserved with
+ * memblock, so its pages have a memmap, are PageReserved and never reach the allocator;
+ * empty_zero_page is a page of its .bss, as in the kernel.
  *
  * @kernel init/main.c:start_kernel, mm/mm_init.c:free_area_init, mm/memory.c:init_zero_pfn
  *   (all versions)
@@ -10,10 +11,19 @@ import type { Kernel } from '../kernel/kernel.js';
 import { Memmap, type PhysRange } from '../mm/sparse.js';
 import { free_area_init } from '../mm/page_alloc.js';
 import { pr_info } from '../kernel/printk.js';
+import {
+  DEFINE_RES_NAMED,
+  insert_resource,
+  iomem_resource,
+  IORESOURCE_MEM,
+  IORESOURCE_SYSTEM_RAM,
+} from '../kernel/resource.js';
 
 export interface BootParams {
   /** The physical address map. */
   readonly map: readonly PhysRange[];
+  /** Where the kernel image lies (inside RAM); default 16 MiB..48 MiB. */
+  readonly kernel_image?: { readonly start: number; readonly end: number };
   /** CMA areas (cma= / reserved-memory), each pageblock-aligned inside RAM. */
   readonly cma?: readonly { name: string; base: number; size: number }[];
   /** movablecore: ZONE_MOVABLE starts at this pfn. */
@@ -36,9 +46,7 @@ export function x86_64_e820(ram: number): PhysRange[] {
     { start: 0, end: 0x1000, kind: 'reserved', name: 'Reserved' },
     { start: 0x1000, end: 0x9f000, kind: 'ram', name: 'System RAM' },
     { start: 0x9f000, end: 0x100000, kind: 'reserved', name: 'Reserved' },
-    { start: 0x100000, end: 0x1000000, kind: 'ram', name: 'System RAM' },
-    { start: 0x1000000, end: 0x3000000, kind: 'reserved', name: 'Kernel code' },
-    { start: 0x3000000, end: low, kind: 'ram', name: 'System RAM' },
+    { start: 0x100000, end: low, kind: 'ram', name: 'System RAM' },
   ];
   if (ram > low)
     map.push({ start: 4 * GiB, end: 4 * GiB + (ram - low), kind: 'ram', name: 'System RAM' });
@@ -51,17 +59,51 @@ export function x86_64_e820(ram: number): PhysRange[] {
  */
 export function start_kernel(k: Kernel, params: BootParams): void {
   k.activate();
-  const m = new Memmap(params.map);
+  const img = params.kernel_image ?? { start: 0x1000000, end: 0x3000000 };
+  const inRam = params.map.some(
+    (r) => r.kind === 'ram' && img.start >= r.start && img.end <= r.end,
+  );
+  if (!inRam) throw new Error('physical map: the kernel image must lie inside one RAM range');
+  // The image is text, data and bss (Kernel code / Kernel data / Kernel bss in /proc/iomem).
+  const third = Math.floor((img.end - img.start) / 3 / 4096) * 4096;
+  const parts = [
+    { start: img.start, end: img.start + third, name: 'Kernel code' },
+    { start: img.start + third, end: img.start + 2 * third, name: 'Kernel data' },
+    { start: img.start + 2 * third, end: img.end, name: 'Kernel bss' },
+  ];
+  const m = new Memmap(params.map, parts);
   k.sub.memmap = m;
   free_area_init({ movable_start_pfn: params.movable_start_pfn, cma: params.cma });
-  const image = m.map.find((r) => r.kind === 'reserved' && r.end - r.start >= 2 * MiB);
-  if (!image)
-    throw new Error("physical map: no 'reserved' range of 2 MiB or more for the kernel image");
   // empty_zero_page sits in the kernel's .bss: the last page of the image.
-  k.sub.zero_pfn = image.end / 4096 - 1;
+  k.sub.zero_pfn = img.end / 4096 - 1;
+  e820__reserve_resources(m.map, parts);
   const ramBytes = m.map.filter((r) => r.kind === 'ram').reduce((s, r) => s + (r.end - r.start), 0);
   pr_info(`Linux version ${k.version.name}.0-pfnsim (pfnsim model)`);
   pr_info(
-    `Memory: ${Math.floor(ramBytes / 1024)}K available, highest_memmap_pfn 0x${m.highest_memmap_pfn.toString(16)}`,
+    `Memory: ${Math.floor((ramBytes - (img.end - img.start)) / 1024)}K/${Math.floor(ramBytes / 1024)}K available, highest_memmap_pfn 0x${m.highest_memmap_pfn.toString(16)}`,
   );
+}
+
+/**
+ * e820__reserve_resources + the kernel image resources: /proc/iomem's top level is the
+ * physical map (System RAM, Reserved, device windows), with the kernel image nested in
+ * System RAM.
+ * @kernel arch/x86/kernel/e820.c:e820__reserve_resources, arch/x86/kernel/setup.c (all versions)
+ */
+function e820__reserve_resources(
+  map: readonly PhysRange[],
+  image: readonly { start: number; end: number; name: string }[],
+): void {
+  const root = iomem_resource();
+  for (const r of map) {
+    const flags = r.kind === 'ram' ? IORESOURCE_SYSTEM_RAM : IORESOURCE_MEM;
+    const name = r.kind === 'ram' ? 'System RAM' : r.kind === 'reserved' ? 'Reserved' : r.name;
+    insert_resource(root, DEFINE_RES_NAMED(r.start, r.end - r.start, name, flags));
+  }
+  for (const p of image) {
+    insert_resource(
+      root,
+      DEFINE_RES_NAMED(p.start, p.end - p.start, p.name, IORESOURCE_SYSTEM_RAM),
+    );
+  }
 }

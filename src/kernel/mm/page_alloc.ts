@@ -201,12 +201,15 @@ export function free_area_init(opts: {
     const cuts = new Set<number>([lo, hi]);
     for (const z of zones) cuts.add(z.zone_start_pfn).add(z.zone_end_pfn);
     for (const c of cmas) cuts.add(c.base_pfn).add(c.base_pfn + c.count);
+    for (const mr of m.memblockReserved) cuts.add(mr.start / 4096).add(mr.end / 4096);
     const points = [...cuts].filter((x) => x >= lo && x <= hi).sort((a, b) => a - b);
     for (let i = 0; i + 1 < points.length; i++) {
       lo = points[i]!;
       const h = points[i + 1]!;
       const z = zones.find((zz) => lo >= zz.zone_start_pfn && lo < zz.zone_end_pfn);
       if (!z || h <= lo) continue;
+      // memblock-reserved memory (the kernel image) never reaches the allocator.
+      if (m.memblockReserved.some((mr) => lo >= mr.start / 4096 && lo < mr.end / 4096)) continue;
       const mt = cmas.some((c) => lo >= c.base_pfn && lo < c.base_pfn + c.count)
         ? MIGRATE_CMA
         : MIGRATE_MOVABLE;

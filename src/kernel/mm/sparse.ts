@@ -111,8 +111,17 @@ export class Memmap {
    */
   readonly contents = new Map<number, Uint8Array>();
   materialized = 0;
+  /**
+   * memblock.reserved inside RAM (the kernel image): these frames have a memmap but are
+   * PageReserved with refcount 1 and never reach the allocator (reserve_bootmem_region).
+   */
+  readonly memblockReserved: readonly { start: number; end: number; name: string }[];
 
-  constructor(map: readonly PhysRange[]) {
+  constructor(
+    map: readonly PhysRange[],
+    memblockReserved: readonly { start: number; end: number; name: string }[] = [],
+  ) {
+    this.memblockReserved = memblockReserved;
     const sorted = [...map].sort((a, b) => a.start - b.start);
     for (let i = 1; i < sorted.length; i++) {
       if (sorted[i]!.start < sorted[i - 1]!.end) {
@@ -197,6 +206,13 @@ export class Memmap {
       a.flags.fill(0, lo, hi);
       a.refcount.fill(0, lo, hi);
     }
+    for (const r of this.memblockReserved) {
+      const lo = Math.max(r.start / 4096, base) - base;
+      const hi = Math.min(r.end / 4096, base + PAGES_PER_SECTION) - base;
+      if (hi <= lo) continue;
+      a.flags.fill(PG_reserved, lo, hi);
+      a.refcount.fill(1, lo, hi);
+    }
     a.migratetype.fill(MIGRATE_MOVABLE);
     s.arrays = a;
     this.materialized++;
@@ -221,7 +237,9 @@ export class Memmap {
   /** Pristine value of a frame's flags (before its section was touched). */
   pristineFlags(pfn: number): number {
     const r = this.rangeOf(pfn);
-    return r && r.kind === 'ram' ? 0 : PG_reserved;
+    if (!r || r.kind !== 'ram') return PG_reserved;
+    const a = pfn * 4096;
+    return this.memblockReserved.some((m) => a >= m.start && a < m.end) ? PG_reserved : 0;
   }
 }
 
