@@ -8,6 +8,7 @@
  * such a kernel reports.
  */
 import { KERNEL_VERSION } from './version.js';
+import { currentKernel } from './kernel/kernel.js';
 
 export type ConfigValue = boolean | number;
 export type KernelConfig = Readonly<Record<string, ConfigValue>>;
@@ -148,4 +149,12 @@ function parseValue(name: string, raw: ConfigValue | string, numeric: boolean): 
   if (s === 'y' || s === 'yes' || s === '1' || s === 'true') return true;
   if (s === 'n' || s === 'no' || s === '0' || s === 'false') return false;
   throw new ConfigError(`${name} takes y or n, not '${String(raw)}'`);
+}
+
+/**
+ * IS_ENABLED(CONFIG_X): whether the running kernel was built with the option.
+ * @kernel include/linux/kconfig.h:IS_ENABLED (all versions)
+ */
+export function IS_ENABLED(name: string): boolean {
+  return currentKernel().config[name] === true;
 }

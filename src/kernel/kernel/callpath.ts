@@ -26,7 +26,11 @@ export function kernelFile(path: string): string | null {
   return `${rel}.c`;
 }
 
-/** The kernel frames of the current stack, innermost first, skipping `skip` of them. */
+/**
+ * The kernel frames of the current stack, innermost first, skipping `skip` of them: the
+ * model's stack unwinder for reports.
+ * @kernel arch/x86/kernel/dumpstack.c:show_trace_log_lvl (all versions)
+ */
 export function call_path(skip = 0): Frame[] {
   const saved = Error.stackTraceLimit;
   Error.stackTraceLimit = 60;

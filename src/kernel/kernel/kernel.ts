@@ -41,6 +41,11 @@ export function currentKernel(): Kernel {
   return current;
 }
 
+/**
+ * One modelled kernel: its version, configuration and the state Linux keeps in globals.
+ * @kernel kernel/printk/printk.c:log_buf, kernel/panic.c:tainted_mask,
+ *   kernel/time/jiffies.c:jiffies (globals, all versions)
+ */
 export class Kernel {
   readonly version: { readonly name: string; readonly code: number };
   readonly config: KernelConfig;
