@@ -69,7 +69,17 @@ export function buildProgram(out: (s: string) => void): Command {
   return program;
 }
 
-export function main(argv: readonly string[]): number {
+export interface Io {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+const processIo: Io = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+export function main(argv: readonly string[], io: Io = processIo): number {
   const chunks: string[] = [];
   const program = buildProgram((s) => chunks.push(s));
   let code = 0;
@@ -84,8 +94,8 @@ export function main(argv: readonly string[]): number {
     }
   }
   const text = chunks.join('');
-  if (code === 0) process.stdout.write(text);
-  else process.stderr.write(text);
+  if (code === 0) io.out(text);
+  else io.err(text);
   return code;
 }
 
