@@ -396,7 +396,7 @@ describe('track_pfn_copy', () => {
     expect(pat_memtype_list()).toEqual([]);
   });
 
-  it('v6.9+: a COW source whose first entry is now an anon folio cannot give the cache mode: -EINVAL', () => {
+  it('R-CALL-4 (v6.9+): a COW source whose first entry is now an anon folio cannot give the cache mode: -EINVAL', () => {
     const c = boot('6.12');
     const { src, dst, child } = remapped(c, RW_PRIVATE);
     // the first page was COWed: a normal anon PTE at 0x10000000
@@ -458,4 +458,64 @@ describe('pfn_modify_allowed', () => {
     const admin = boot('6.12', { CONFIG_X86_BUG_L1TF: true }, ['CAP_SYS_ADMIN']);
     expect(as(admin, () => pfn_modify_allowed(limit, PAGE_NONE))).toBe(true);
   });
+});
+
+describe('get_pat_info through fork and munmap', () => {
+  // On 6.12 the failed fork's teardown untracks the child's copy of VM_PAT and so frees
+  // the parent's reservation; the parent's munmap then finds none ("freeing invalid
+  // memtype"). dc84bc2aba85 (6.15) clears VM_PAT in the child first and untracks only
+  // what the copy reserved.
+  for (const [version, parentFreesTwice] of [
+    ['6.12', true],
+    ['6.15', false],
+  ] as const) {
+    it(`R-CALL-4 (${version}): after a COW of the first page of a private remap, fork fails (-ENOMEM) and munmap frees the memtype via vm_pgoff`, async () => {
+      const { alloc_file, new_inode, O_RDWR } = await import('../../../../fs/inode.js');
+      const { vm_mmap_pgoff, vm_munmap, MAP_PRIVATE, PROT_READ, PROT_WRITE } =
+        await import('../../../../mm/mmap.js');
+      const { cpu_user_write } = await import('../fault.js');
+      const { fork_task } = await import('../../../../kernel/fork.js');
+      const { VM_IO, VM_PFNMAP, VM_DONTEXPAND, VM_DONTDUMP } =
+        await import('../../../../include/linux/mm.js');
+      const { vm_flags_set } = await import('../../../../mm/memory.pfnmap.js');
+      const k = new Kernel({ version });
+      start_kernel(k, {
+        map: [...x86_64_e820(2 ** 32), { start: BAR, end: BAR + MiB, kind: 'mmio', name: 'BAR' }],
+      });
+      const task = create_user_task('app');
+      const drv = alloc_file(
+        '/dev/bar',
+        O_RDWR,
+        new_inode({ s_type: 'devtmpfs', s_nowriteback: true }, 'chr'),
+        {
+          name: 'bar_fops',
+          *mmap(_f, vma) {
+            vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+            return yield* remap_pfn_range(
+              vma,
+              vma.vm_start,
+              BAR_PFN,
+              vma.vm_end - vma.vm_start,
+              vma.vm_page_prot,
+            );
+          },
+        },
+      );
+      const addr = k.run(
+        vm_mmap_pgoff(task.mm!, drv, 0, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE, 0),
+      );
+      expect(addr).toBeGreaterThan(0);
+      expect(pat_memtype_list()).toHaveLength(1);
+      // COW of the special PTE at addr: the first entry becomes an anon page.
+      expect(k.run(cpu_user_write(task, addr, new Uint8Array([1]))).kind).toBe('ok');
+      // follow_phys at vm_start finds a non-special entry: track_pfn_copy needs the
+      // pgprot and gets -EINVAL; dup_mm fails and copy_mm reports -ENOMEM.
+      expect(k.run(fork_task(task))).toBe(-12);
+      expect(pat_memtype_list()).toHaveLength(parentFreesTwice ? 0 : 1);
+      // untrack_pfn needs no pgprot: it falls back to vm_pgoff (= the remapped pfn).
+      expect(k.run(vm_munmap(task.mm!, addr, 0x2000))).toBe(0);
+      expect(pat_memtype_list()).toEqual([]);
+      expect(/freeing invalid memtype/.test(dmesg())).toBe(parentFreesTwice);
+    });
+  }
 });
