@@ -7,38 +7,72 @@
  *   '-EFAULT', ...     the negated errno the call returned
  *   'SIGBUS', 'SIGSEGV' a CPU access (or the call) raised the signal
  *   'skip:<why>'       the case cannot be set up here (reported, never compared)
+ *
+ * Setup (conformance/README.md has the details): each case runs in a fresh process with a
+ * fresh mapping of 2 pages (hugetlb and THP: one 2 MiB page). The mapping is touched before
+ * the entry point runs: each page written once if the mapping is writable, read once if it is
+ * read-only; prot-none and the kernel-made mappings (vvar, perf-ring, mixedmap-ring,
+ * aio-ring) are left as mmap/io_setup made them. Every entry point acts on the first
+ * 4096 bytes of the mapping.
  */
 export const MAPPING_KINDS = [
   { id: 'anon-private', what: 'mmap(MAP_PRIVATE|MAP_ANONYMOUS, PROT_READ|PROT_WRITE), touched' },
   { id: 'anon-shared', what: 'mmap(MAP_SHARED|MAP_ANONYMOUS, PROT_READ|PROT_WRITE), touched' },
-  { id: 'devzero-private', what: 'mmap of /dev/zero, MAP_PRIVATE, read-write' },
-  { id: 'devzero-shared', what: 'mmap of /dev/zero, MAP_SHARED, read-write' },
-  { id: 'memfd-shared', what: 'memfd_create + ftruncate, MAP_SHARED read-write' },
-  { id: 'tmpfs-shared', what: 'a file on tmpfs (/dev/shm), MAP_SHARED read-write' },
-  { id: 'tmpfs-private', what: 'a file on tmpfs, MAP_PRIVATE read-write' },
+  { id: 'devzero-private', what: 'mmap of /dev/zero, MAP_PRIVATE, read-write, touched' },
+  { id: 'devzero-shared', what: 'mmap of /dev/zero, MAP_SHARED, read-write, touched' },
+  { id: 'memfd-shared', what: 'memfd_create + ftruncate, MAP_SHARED read-write, touched' },
+  { id: 'tmpfs-shared', what: 'a file on tmpfs (/dev/shm), MAP_SHARED read-write, touched' },
+  {
+    id: 'tmpfs-private',
+    what: 'a file on tmpfs, MAP_PRIVATE read-write, touched (so COWed to anon pages)',
+  },
   {
     id: 'ext4-shared-rw',
-    what: 'a file on the root (ext4) fs opened O_RDWR, MAP_SHARED read-write',
+    what: 'a file on the root (ext4) fs opened O_RDWR, MAP_SHARED read-write, touched',
   },
-  { id: 'ext4-private-rw', what: 'a file on ext4 opened O_RDWR, MAP_PRIVATE read-write' },
-  { id: 'ext4-shared-ro', what: 'a file on ext4 opened O_RDONLY, MAP_SHARED PROT_READ' },
-  { id: 'ext4-private-ro', what: 'a file on ext4 opened O_RDONLY, MAP_PRIVATE PROT_READ' },
-  { id: 'hugetlb-anon', what: 'mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB), 2 MiB pages' },
-  { id: 'hugetlb-memfd', what: 'memfd_create(MFD_HUGETLB), MAP_SHARED' },
+  {
+    id: 'ext4-private-rw',
+    what: 'a file on ext4 opened O_RDWR, MAP_PRIVATE read-write, touched (so COWed to anon pages)',
+  },
+  {
+    id: 'ext4-shared-ro',
+    what: 'a file on ext4 opened O_RDONLY, MAP_SHARED PROT_READ, touched (read)',
+  },
+  {
+    id: 'ext4-private-ro',
+    what: 'a file on ext4 opened O_RDONLY, MAP_PRIVATE PROT_READ, touched (read: page-cache pages)',
+  },
+  {
+    id: 'hugetlb-anon',
+    what: 'mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB), one 2 MiB page, touched',
+  },
+  {
+    id: 'hugetlb-memfd',
+    what: 'memfd_create(MFD_HUGETLB) + ftruncate, MAP_SHARED, one 2 MiB page, touched',
+  },
   { id: 'thp-anon', what: 'a 2 MiB-aligned private anonymous range with MADV_HUGEPAGE, touched' },
   { id: 'secretmem', what: 'memfd_secret + ftruncate, MAP_SHARED, touched' },
-  { id: 'prot-none', what: 'private anonymous PROT_NONE' },
-  { id: 'anon-readonly', what: 'private anonymous PROT_READ (never written)' },
+  { id: 'prot-none', what: 'private anonymous PROT_NONE, untouched' },
+  {
+    id: 'anon-readonly',
+    what: 'private anonymous PROT_READ, touched by reading (zero page), never written',
+  },
   {
     id: 'vvar',
-    what: "the process's [vvar] mapping (VM_IO|VM_PFNMAP, fault handler inserts pfns)",
+    what: "the process's [vvar] mapping (VM_IO|VM_PFNMAP, fault handler inserts pfns), untouched",
   },
   {
     id: 'perf-ring',
-    what: 'perf_event_open ring buffer mmap (remap_pfn_range-like, pfn_mkwrite SIGBUS past it)',
+    what: 'perf_event_open(PERF_COUNT_SW_DUMMY) ring, 1+1 pages: remap_pfn_range at mmap, read-only PTEs, pfn_mkwrite allows page 0 and SIGBUSes past it',
   },
-  { id: 'mixedmap-ring', what: 'io_uring SQ ring mmap (VM_MIXEDMAP via vm_insert_pages)' },
-  { id: 'aio-ring', what: 'the AIO ring of io_setup (shared file mapping with page_mkwrite)' },
+  {
+    id: 'mixedmap-ring',
+    what: 'io_uring SQ ring mmap, first 2 pages (VM_MIXEDMAP via vm_insert_pages at mmap)',
+  },
+  {
+    id: 'aio-ring',
+    what: 'the AIO ring of io_setup(128) (shared file mapping with page_mkwrite), untouched',
+  },
 ] as const;
 
 export const ENTRY_POINTS = [
