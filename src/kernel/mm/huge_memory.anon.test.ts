@@ -126,6 +126,69 @@ const write = (env: Env, addr: number, b: number[], task = env.task) =>
   env.run(cpu_user_write(task, addr, new Uint8Array(b)));
 const read = (env: Env, addr: number, n: number) => env.run(cpu_user_read(env.task, addr, n));
 
+import type { Runner } from '../../sched/index.js';
+import {
+  is_migration_entry,
+  is_pmd_migration_entry,
+  is_readable_migration_entry,
+  is_writable_migration_entry,
+  swp_offset_pfn,
+} from '../include/linux/swapops.js';
+import { GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
+import {
+  alloc_migration_target,
+  folio_isolate_lru,
+  migrate_pages,
+  MIGRATE_SYNC,
+  MR_SYSCALL,
+} from './migrate.js';
+import { do_madvise, MADV_DONTNEED } from './madvise.js';
+import { handle_mm_fault } from './memory.fault.js';
+import { mmap_read_lock, mmap_read_unlock } from '../include/linux/mmap_lock.js';
+import { pgtable_pages } from './memory.zap.js';
+
+/** The PMD entry of addr (a PMD migration entry is neither a leaf nor a table). */
+const pmdAt = (env: Env, addr: number, task = env.task): number => {
+  const pgdp = pgd_offset(task.mm!, addr);
+  return pgdp.t.children![pgdp.i]!.children![Math.floor(addr / GiB) % 512]!.entries[
+    pmd_index(addr)
+  ]!;
+};
+
+/**
+ * A PMD-mapped THP at A written with `byte` at A+0x3000, then migrate_pages() of it
+ * started in thread 0 of a runner and stopped once try_to_migrate has replaced the PMD by
+ * a PMD migration entry and dropped the PMD lock (next: the reference check).
+ */
+function thpUnderMigration(env: Env, byte = 0x3c) {
+  mmapAnon(env, A, MiB2);
+  expect(write(env, A + 0x3000, [byte]).kind).toBe('ok');
+  const l = leaf(env, A)!;
+  expect(l.level).toBe('pmd');
+  const src = pte_pfn(l.v) as folio;
+  expect(folio_isolate_lru(src)).toBe(true);
+  const r: Runner = env.k.runner();
+  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
+  r.spawn(
+    'migrate',
+    migrate_pages([src], alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
+  );
+  for (;;) {
+    const p = r.threads[0]!.pending!;
+    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    expect(r.step(0)).toBe(true);
+  }
+  expect(is_pmd_migration_entry(pmdAt(env, A))).toBe(true);
+  return { r, src };
+}
+
+/** Runs thread tid alone until it ends. */
+function runThread(r: Runner, tid: number): unknown {
+  while (!r.threads[tid]!.done) expect(r.step(tid)).toBe(true);
+  if (r.threads[tid]!.error) throw r.threads[tid]!.error;
+  return r.threads[tid]!.result;
+}
+
 describe('thp_vma_allowable_order', () => {
   it("THP 'madvise' allows an anonymous PMD fault only with VM_HUGEPAGE; 'never' never; PUD order never for anonymous VMAs (v6.8+)", () => {
     const env = boot('6.12');
@@ -424,5 +487,125 @@ describe('copy_huge_pmd', () => {
     expect(pte_write(v)).toBe(true);
     expect(pte_young(v)).toBe(false);
     expect(get_mm_counter(dst, MM_ANONPAGES)).toBe(0);
+  });
+});
+
+describe('zap_huge_pmd', () => {
+  for (const v of ['5.10', '6.12']) {
+    it(`R-REV-5 (${v}): MADV_DONTNEED of a whole THP under migration clears the PMD migration entry: RSS -512, the deposited table freed, no reference dropped; the migration succeeds and maps nothing`, () => {
+      const env = boot(v);
+      const { r, src } = thpUnderMigration(env);
+      const mm = env.task.mm!;
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(512);
+      expect(depositedTables(pmdTable(env, A))).toBe(1);
+      const tables = pgtable_pages(mm);
+      expect(folio_ref_count(src)).toBe(1);
+      r.spawn('madvise', do_madvise(mm, A, MiB2, MADV_DONTNEED), env.task);
+      expect(runThread(r, 1)).toBe(0);
+      expect(pmdAt(env, A)).toBe(0);
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(0);
+      expect(depositedTables(pmdTable(env, A))).toBe(0);
+      expect(pgtable_pages(mm)).toBe(tables);
+      expect(folio_ref_count(src)).toBe(1);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      expect(pmdAt(env, A)).toBe(0);
+      expect(page_is_free(src as number as page)).toBe(true);
+      expect(env.k.log.some((l) => /Bad page|WARNING/.test(l.text))).toBe(false);
+    });
+  }
+});
+
+describe('__split_huge_pmd', () => {
+  for (const v of ['5.10', '6.12']) {
+    it(`(${v}) MADV_DONTNEED of one page of a THP under migration splits the PMD migration entry into 512 PTE migration entries (no reference or mapcount change) and zaps one; the migration maps the other 511 pages of the new folio`, () => {
+      const env = boot(v);
+      const { r, src } = thpUnderMigration(env, 0x3c);
+      const mm = env.task.mm!;
+      r.spawn('madvise', do_madvise(mm, A, 0x1000, MADV_DONTNEED), env.task);
+      expect(runThread(r, 1)).toBe(0);
+      expect(walkToPte(mm, A)).not.toBeNull();
+      expect(ptep_get(walkToPte(mm, A)!)).toBe(0);
+      const e1 = ptep_get(walkToPte(mm, A + 0x1000)!);
+      expect(is_writable_migration_entry(e1)).toBe(true);
+      expect(swp_offset_pfn(e1)).toBe(src + 1);
+      expect(is_migration_entry(ptep_get(walkToPte(mm, A + MiB2 - 0x1000)!))).toBe(true);
+      expect(folio_ref_count(src)).toBe(1);
+      expect(folio_mapcount(src)).toBe(0);
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(511);
+      expect(depositedTables(pmdTable(env, A))).toBe(0);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      const dst = pte_pfn(ptep_get(walkToPte(mm, A + 0x1000)!)) - 1;
+      expect(dst).not.toBe(src);
+      expect(ptep_get(walkToPte(mm, A)!)).toBe(0);
+      expect(folio_mapcount(dst as folio)).toBe(511);
+      expect(folio_ref_count(dst as folio)).toBe(511);
+      expect(read(env, A + 0x3000, 1)).toEqual({ kind: 'ok', data: new Uint8Array([0x3c]) });
+      expect(page_is_free(src as number as page)).toBe(true);
+    });
+  }
+});
+
+describe('copy_huge_pmd', () => {
+  for (const v of ['5.10', '6.12']) {
+    it(`R-FORK-3 (${v}): fork during a THP migration copies the PMD migration entry, made readable in the parent; the child counts 512 pages and a deposited table; afterwards both map the new THP read-only`, () => {
+      const env = boot(v);
+      const { r, src } = thpUnderMigration(env, 0x5d);
+      expect(is_writable_migration_entry(pmdAt(env, A))).toBe(true);
+      r.spawn('fork', fork_task(env.task));
+      const child = runThread(r, 1) as task_struct;
+      expect(is_readable_migration_entry(pmdAt(env, A))).toBe(true);
+      expect(pmdAt(env, A, child)).toBe(pmdAt(env, A));
+      expect(swp_offset_pfn(pmdAt(env, A, child))).toBe(src);
+      expect(get_mm_counter(child.mm!, MM_ANONPAGES)).toBe(512);
+      const cpgd = pgd_offset(child.mm!, A);
+      expect(depositedTables(cpgd.t.children![cpgd.i]!.children![Math.floor(A / GiB) % 512]!)).toBe(
+        1,
+      );
+      expect(folio_ref_count(src)).toBe(1);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      const p = leaf(env, A)!;
+      const c = leaf(env, A, child)!;
+      expect(p.level === 'pmd' && c.level === 'pmd').toBe(true);
+      expect(pte_pfn(p.v)).toBe(pte_pfn(c.v));
+      expect(pte_pfn(p.v)).not.toBe(src);
+      expect(pte_write(p.v) || pte_write(c.v)).toBe(false);
+      expect(folio_mapcount(pte_pfn(p.v) as folio)).toBe(2);
+      expect(env.run(cpu_user_read(child, A + 0x3000, 1))).toEqual({
+        kind: 'ok',
+        data: new Uint8Array([0x5d]),
+      });
+    });
+  }
+});
+
+describe('pmd_migration_entry_wait', () => {
+  it('a fault on a PMD migration entry waits until the THP is migrated (__handle_mm_fault returns 0); the retry finds the new PMD leaf', () => {
+    const env = boot('6.12');
+    const { r, src } = thpUnderMigration(env);
+    const mm = env.task.mm!;
+    r.spawn(
+      'fault',
+      (function* () {
+        yield* mmap_read_lock(mm);
+        const ret = yield* handle_mm_fault(vma_lookup(mm, A)!, A + 0x3000, 0);
+        yield* mmap_read_unlock(mm);
+        return ret;
+      })(),
+      env.task,
+    );
+    const f = r.threads[1]!;
+    while (!f.done && r.enabled().includes(f)) r.step(1);
+    expect(f.done).toBe(false);
+    expect(f.pending!.what).toBe('migration_entry_wait_on_locked');
+    expect(f.pending!.obj).toBe(`folio${src}.lock`);
+    expect(r.run().status).toBe('done');
+    expect(f.result).toBe(0);
+    const l = leaf(env, A)!;
+    expect(l.level).toBe('pmd');
+    expect(pte_pfn(l.v)).not.toBe(src);
+    expect(read(env, A + 0x3000, 1)).toEqual({ kind: 'ok', data: new Uint8Array([0x3c]) });
   });
 });

@@ -15,11 +15,16 @@
  * The huge zero folio itself (its allocation and the mm's reference) belongs to
  * mm/huge_memory.ts (mm_get_huge_zero_folio, is_huge_zero_pfn).
  *
+ * PMD migration entries (a THP under migration, mm/migrate.ts): zap_huge_pmd clears them
+ * (RSS and the deposited table go, no folio reference or rmap change), copy_huge_pmd
+ * copies them (made readable in both for COW, the child's RSS), and a split turns one into
+ * 512 PTE migration entries, as the kernel does.
+ *
  * Left out: khugepaged, deferred split queues and splitting of the folio itself
- * (split_folio: a PMD split keeps the large folio, PTE-mapped), THP migration entries,
- * NUMA hinting, userfaultfd, memcg charging, file/shmem THP, DAX, PUD-sized anonymous
- * memory (the kernel has none either), pinned-THP handling at fork (a later issue: the
- * model treats every THP as unpinned in copy_huge_pmd), and on v5.7 the huge COW of
+ * (split_folio: a PMD split keeps the large folio, PTE-mapped), NUMA hinting,
+ * userfaultfd, memcg charging, file/shmem THP, DAX, PUD-sized anonymous memory (the
+ * kernel has none either), pinned-THP handling at fork (a later issue: the model treats
+ * every THP as unpinned in copy_huge_pmd), and on v5.7 the huge COW of
  * do_huge_pmd_wp_page (the model splits as v5.8+ does).
  *
  * @kernel mm/huge_memory.c, include/linux/huge_mm.h, mm/pgtable-generic.c (all versions,
@@ -81,6 +86,7 @@ import {
 import {
   pmd_mkspecial,
   pmd_none,
+  pmd_present,
   pmd_special,
   pte_mkspecial,
 } from '../arch/x86/include/asm/pgtable.js';
@@ -139,6 +145,27 @@ import { BUG, VM_BUG_ON, VM_WARN_ON_ONCE, WARN_ON_ONCE } from '../kernel/panic.j
 import { folio_lock, folio_trylock, folio_unlock } from './filemap.js';
 import { memmap } from './sparse.js';
 import { is_huge_zero_pmd, mm_get_huge_zero_folio } from './huge_memory.js';
+import {
+  is_migration_entry_dirty,
+  is_migration_entry_young,
+  is_pmd_migration_entry,
+  is_readable_exclusive_migration_entry,
+  is_readable_migration_entry,
+  is_swap_pmd,
+  is_writable_migration_entry,
+  make_migration_entry_dirty,
+  make_migration_entry_young,
+  make_readable_exclusive_migration_entry,
+  make_readable_migration_entry,
+  make_writable_migration_entry,
+  pfn_swap_entry_folio,
+  pfn_swap_entry_to_page,
+  pmd_to_swp_entry,
+  swp_entry_to_pmd,
+  swp_entry_to_pte,
+  swp_offset,
+  type swp_entry_t,
+} from '../include/linux/swapops.js';
 import { vmf_anon_prepare, VM_FAULT_WRITE } from './memory.fault.js';
 
 /** MMF_DISABLE_THP: prctl(PR_SET_THP_DISABLE) (include/linux/sched/coredump.h). */
@@ -651,15 +678,61 @@ function* __split_huge_zero_page_pmd(
 }
 
 /**
+ * The pmd_migration branch of __split_huge_pmd_locked: the entry's kind, young and dirty
+ * bits go to 512 PTE migration entries (one per page of the folio) in the deposited
+ * table, which replaces the entry. No reference, rmap or RSS change: the folio is
+ * unmapped while it migrates.
+ * @kernel mm/huge_memory.c:__split_huge_pmd_locked (pmd_migration, all versions; the
+ *   readable-exclusive kind v5.19+, 6c287605fd56; A/D bits v6.1+)
+ * Locking: the PMD lock is held.
+ */
+function* __split_huge_pmd_migration_locked(
+  vma: vm_area_struct,
+  pmdp: pmd_t_ptr,
+  _haddr: number,
+): Op<void> {
+  const mm = vma.vm_mm;
+  const old_pmd = ptep_get(pmdp);
+  const entry = pmd_to_swp_entry(old_pmd);
+  const pg = pfn_swap_entry_to_page(entry);
+  const write = is_writable_migration_entry(entry);
+  const anon_exclusive =
+    since(5, 19) && folio_test_anon(page_folio(pg)) && is_readable_exclusive_migration_entry(entry);
+  const young = is_migration_entry_young(entry);
+  const dirty = is_migration_entry_dirty(entry);
+  // Withdraw the table only after we mark the pmd entry invalid (a migration entry is).
+  const pgtable = pgtable_trans_huge_withdraw(mm, pmdp);
+  for (let i = 0; i < HPAGE_PMD_NR; i++) {
+    let swp: swp_entry_t;
+    if (write) swp = make_writable_migration_entry(pg + i);
+    else if (anon_exclusive) swp = make_readable_exclusive_migration_entry(pg + i);
+    else swp = make_readable_migration_entry(pg + i);
+    if (young) swp = make_migration_entry_young(swp);
+    if (dirty) swp = make_migration_entry_dirty(swp);
+    VM_WARN_ON_ONCE(pgtable.entries[i] !== 0);
+    fill_unlinked(pgtable, i, swp_entry_to_pte(swp));
+  }
+  // pmd_populate() over the entry: the table replaces it (no folio_remove_rmap_pmd).
+  yield* populate(pmdp, pgtable, 'pmd_populate');
+}
+
+/**
  * __split_huge_pmd_locked(vma, pmd, haddr, freeze): turns a huge leaf into a PTE table.
  * File/special VMAs just lose the leaf (refaulted on the PTE level; a special pfnmap leaf
  * has nothing else to undo). An anonymous THP is invalidated, then its deposited table is
  * filled with 512 PTEs mapping the same folio with the leaf's write/young/dirty bits; the
  * folio gains 511 references, 512 PTE mappings (exclusive if the head was
- * PageAnonExclusive) and loses its PMD mapping.
- * @kernel mm/huge_memory.c:__split_huge_pmd_locked (all versions)
+ * PageAnonExclusive) and loses its PMD mapping. A PMD migration entry becomes 512 PTE
+ * migration entries for the folio's pages, of the same kind (writable, readable-exclusive
+ * for an anonymous folio v5.19+, readable) and A/D bits (v6.1+), with no reference, rmap
+ * or RSS change (a file VMA's entry is dropped with the file RSS).
+ * @kernel mm/huge_memory.c:__split_huge_pmd_locked (all versions; the file-VMA migration
+ *   entry case v5.13+, 99fa8a48203d "mm/thp: fix __split_huge_pmd_locked() on shmem
+ *   migration entry")
  * Locking: the PMD lock is held.
- * Left out: freeze (migration entries), soft-dirty, uffd-wp.
+ * Left out: freeze (try_to_migrate's TTU_SPLIT_HUGE_PMD), soft-dirty, uffd-wp. Before
+ *   v5.13 the anonymous migration-entry split's refcount/mapcount bookkeeping was not
+ *   re-read: the model applies the later rule (none) to every version.
  */
 function* __split_huge_pmd_locked(
   vma: vm_area_struct,
@@ -674,22 +747,36 @@ function* __split_huge_pmd_locked(
     vma.vm_end < haddr + PMD_SIZE,
     'VM_BUG_ON_VMA(vma->vm_end < haddr + HPAGE_PMD_SIZE, vma)',
   );
-  VM_BUG_ON(!pmd_trans_huge(ptep_get(pmdp)), 'VM_BUG_ON(!pmd_trans_huge(*pmd))');
+  VM_BUG_ON(
+    !is_pmd_migration_entry(ptep_get(pmdp)) && !pmd_trans_huge(ptep_get(pmdp)),
+    'VM_BUG_ON(!is_pmd_migration_entry(*pmd) && !pmd_trans_huge(*pmd))',
+  );
 
   if (!vma_is_anonymous(vma)) {
     const old = yield* pmdp_huge_get_and_clear(mm, haddr, pmdp);
     if (vma_is_special_huge(vma)) return;
-    if (is_huge_zero_pmd(old)) return;
-    const f = page_folio(pte_pfn(old) as page);
-    if (!folio_test_dirty(f) && pte_dirty(old)) folio_set_dirty_flag(f);
-    folio_remove_rmap_pmd(f, vma);
-    folio_put(f);
+    let f: folio;
+    if (is_pmd_migration_entry(old)) {
+      f = pfn_swap_entry_folio(pmd_to_swp_entry(old));
+    } else if (is_huge_zero_pmd(old)) {
+      return;
+    } else {
+      f = page_folio(pte_pfn(old) as page);
+      if (!folio_test_dirty(f) && pte_dirty(old)) folio_set_dirty_flag(f);
+      folio_remove_rmap_pmd(f, vma);
+      folio_put(f);
+    }
     add_mm_counter(mm, mm_counter_file(f), -HPAGE_PMD_NR);
     return;
   }
 
   if (is_huge_zero_pmd(ptep_get(pmdp))) {
     yield* __split_huge_zero_page_pmd(vma, haddr, pmdp);
+    return;
+  }
+
+  if (is_pmd_migration_entry(ptep_get(pmdp))) {
+    yield* __split_huge_pmd_migration_locked(vma, pmdp, haddr);
     return;
   }
 
@@ -733,8 +820,9 @@ function* __split_huge_pmd_locked(
 }
 
 /**
- * __split_huge_pmd(vma, pmd, address, freeze): splits the huge leaf mapping address
- * inside an MMU_NOTIFY_CLEAR range, under the PMD lock; nothing if it is no longer huge.
+ * __split_huge_pmd(vma, pmd, address, freeze): splits the huge leaf (or PMD migration
+ * entry) mapping address inside an MMU_NOTIFY_CLEAR range, under the PMD lock; nothing
+ * if it is no longer either.
  * @kernel mm/huge_memory.c:__split_huge_pmd, split_huge_pmd_locked (all versions)
  * Locking: mmap_lock held (read is enough) or the rmap locks; takes the PMD lock.
  */
@@ -748,20 +836,23 @@ export function* __split_huge_pmd(
   const range = mmu_notifier_range_init(MMU_NOTIFY_CLEAR, 0, vma.vm_mm, haddr, haddr + PMD_SIZE);
   yield* mmu_notifier_invalidate_range_start(range);
   const ptl = yield* pmd_lock(vma.vm_mm, pmdp);
-  if (pmd_trans_huge(ptep_get(pmdp))) yield* __split_huge_pmd_locked(vma, pmdp, haddr, freeze);
+  // split_huge_pmd_locked(): a huge leaf or a PMD migration entry.
+  const v = ptep_get(pmdp);
+  if (pmd_trans_huge(v) || is_pmd_migration_entry(v))
+    yield* __split_huge_pmd_locked(vma, pmdp, haddr, freeze);
   yield* spin_unlock(ptl);
   yield* mmu_notifier_invalidate_range_end(range);
 }
 
 /**
- * split_huge_pmd(vma, pmd, address): splits the PMD if it is a huge leaf (a lockless
- * check first, as the kernel's macro does). For zap of partial ranges, mprotect, fork.
+ * split_huge_pmd(vma, pmd, address): splits the PMD if it is a huge leaf or a swap PMD (a
+ * lockless check first, as the kernel's macro does). For zap of partial ranges, mprotect, fork.
  * @kernel include/linux/huge_mm.h:split_huge_pmd (all versions)
  * Locking: as __split_huge_pmd.
  */
 export function* split_huge_pmd(vma: vm_area_struct, pmdp: pmd_t_ptr, address: number): Op<void> {
   const v = yield* pmdp_get_lockless(pmdp);
-  if (pmd_trans_huge(v)) yield* __split_huge_pmd(vma, pmdp, address, false);
+  if (is_swap_pmd(v) || pmd_trans_huge(v)) yield* __split_huge_pmd(vma, pmdp, address, false);
 }
 
 /**
@@ -781,13 +872,15 @@ export function* __split_huge_pud(vma: vm_area_struct, pudp: pud_t_ptr, address:
 }
 
 /**
- * __pmd_trans_huge_lock(pmd, vma): takes the PMD lock if the PMD is a huge leaf.
+ * __pmd_trans_huge_lock(pmd, vma): takes the PMD lock if the PMD is a huge leaf or a swap
+ * PMD (a PMD migration entry).
  * @kernel mm/huge_memory.c:__pmd_trans_huge_lock (all versions)
- * Return: the held lock, or null (not huge; lock not held).
+ * Return: the held lock, or null (neither; lock not held).
  */
 function* __pmd_trans_huge_lock(pmdp: pmd_t_ptr, vma: vm_area_struct) {
   const ptl = yield* pmd_lock(vma.vm_mm, pmdp);
-  if (pmd_trans_huge(ptep_get(pmdp))) return ptl;
+  const v = ptep_get(pmdp);
+  if (is_swap_pmd(v) || pmd_trans_huge(v)) return ptl;
   yield* spin_unlock(ptl);
   return null;
 }
@@ -803,8 +896,11 @@ export interface mmu_gather_like {
 /**
  * zap_huge_pmd(tlb, vma, pmd, addr): clears a PMD leaf for zap/munmap. Special pfnmap
  * leaves are just cleared; the huge zero leaf frees its deposited table; a THP loses its
- * PMD mapping, its deposited table (anonymous) and its RSS, and the leaf's reference.
- * @kernel mm/huge_memory.c:zap_huge_pmd (all versions)
+ * PMD mapping, its deposited table (anonymous) and its RSS, and the leaf's reference. A
+ * PMD migration entry loses the deposited table and the RSS only (flush_needed = 0: no
+ * rmap, no reference, nothing gathered).
+ * @kernel mm/huge_memory.c:zap_huge_pmd (all versions; pfn_swap_entry_folio v6.9+,
+ *   migration_entry_to_page before)
  * Locking: mmap_lock or the rmap locks held; takes the PMD lock.
  * Return: true if a huge leaf was zapped, false if the PMD was not huge (caller walks PTEs).
  * The leaf's folio reference goes into the mmu_gather (tlb_remove_page_size) and is
@@ -829,11 +925,20 @@ export function* zap_huge_pmd(
     yield* spin_unlock(ptl);
     return true;
   }
-  const pg = pte_pfn(orig) as page;
-  const f = page_folio(pg);
-  folio_remove_rmap_pmd(f, vma);
-  WARN_ON_ONCE(folio_mapcount(f) < 0);
-  VM_BUG_ON(!PageHead(pg), 'VM_BUG_ON_PAGE(!PageHead(page), page)');
+  let f: folio;
+  let flush_needed = true;
+  if (pmd_present(orig)) {
+    const pg = pte_pfn(orig) as page;
+    f = page_folio(pg);
+    folio_remove_rmap_pmd(f, vma);
+    WARN_ON_ONCE(folio_mapcount(f) < 0);
+    VM_BUG_ON(!PageHead(pg), 'VM_BUG_ON_PAGE(!PageHead(page), page)');
+  } else {
+    // thp_migration_supported(): a PMD migration entry. The migration holds the folio.
+    VM_BUG_ON(!is_pmd_migration_entry(orig), 'VM_BUG_ON(!is_pmd_migration_entry(orig_pmd))');
+    f = pfn_swap_entry_folio(pmd_to_swp_entry(orig));
+    flush_needed = false;
+  }
   if (folio_test_anon(f)) {
     zap_deposited_table(mm, pmdp);
     add_mm_counter(mm, MM_ANONPAGES, -HPAGE_PMD_NR);
@@ -841,6 +946,7 @@ export function* zap_huge_pmd(
     add_mm_counter(mm, mm_counter_file(f), -HPAGE_PMD_NR);
   }
   yield* spin_unlock(ptl);
+  if (!flush_needed) return true;
   if (tlb) {
     // tlb_remove_pmd_tlb_entry + tlb_remove_page_size(tlb, &folio->page, HPAGE_PMD_SIZE)
     tlb.start = Math.min(tlb.start, addr);
@@ -858,12 +964,15 @@ export function* zap_huge_pmd(
  * as it is, made old. Non-anonymous VMAs are skipped (refaulted). An anonymous THP or the
  * huge zero page is shared: the child gets a deposited table, both leaves are
  * write-protected and old, the THP's PMD mapcount, reference and the child's RSS grow,
- * and its pages lose PageAnonExclusive.
+ * and its pages lose PageAnonExclusive. A PMD migration entry is copied as it is, after a
+ * writable (v5.19+: any non-readable) entry of the parent was made readable: the child's
+ * RSS grows, the folio's references and mappings do not (remove_migration_ptes maps the
+ * new folio in both).
  * @kernel mm/huge_memory.c:copy_huge_pmd (all versions)
  * Locking: mmap_lock held for write on both mms; takes both PMD locks.
  * Return: 0, -ENOMEM (no table), or -EAGAIN (the PMD is no longer huge: copy PTEs).
  * Left out: the maybe-DMA-pinned THP (folio_try_dup_anon_rmap_pmd -EBUSY ⇒ split and
- *   -EAGAIN), a later issue; migration entries; uffd-wp.
+ *   -EAGAIN), a later issue; soft-dirty and uffd-wp swap bits.
  */
 export function* copy_huge_pmd(
   dst_mm: mm_struct,
@@ -894,7 +1003,24 @@ export function* copy_huge_pmd(
   if (src_ptl !== dst_ptl) yield* spin_lock(src_ptl);
   let ret = -11; // -EAGAIN
   pmd = ptep_get(src_pmd);
-  if (!pmd_trans_huge(pmd) || !(pte_flags(pmd) & _PAGE_PRESENT)) {
+  if (is_swap_pmd(pmd)) {
+    // CONFIG_ARCH_ENABLE_THP_MIGRATION: a PMD migration entry.
+    let entry: swp_entry_t = pmd_to_swp_entry(pmd);
+    VM_BUG_ON(!is_pmd_migration_entry(pmd), 'VM_BUG_ON(!is_pmd_migration_entry(pmd))');
+    // 6c287605fd56 (v5.19): "!is_readable" (readable-exclusive too); before, writable only.
+    const make_read = since(5, 19)
+      ? !is_readable_migration_entry(entry)
+      : is_writable_migration_entry(entry);
+    if (make_read) {
+      entry = make_readable_migration_entry(swp_offset(entry));
+      pmd = swp_entry_to_pmd(entry);
+      yield* set_pmd_at(src_mm, addr, src_pmd, pmd);
+    }
+    add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR);
+    pgtable_trans_huge_deposit(dst_mm, dst_pmd, pgtable);
+    yield* set_pmd_at(dst_mm, addr, dst_pmd, pmd);
+    ret = 0;
+  } else if (!pmd_trans_huge(pmd) || !(pte_flags(pmd) & _PAGE_PRESENT)) {
     pagetable_free(dst_mm, pgtable);
   } else {
     if (is_huge_zero_pmd(pmd)) {

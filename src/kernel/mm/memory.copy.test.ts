@@ -219,6 +219,79 @@ const RW_PRIVATE = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE;
 const RW_SHARED = RW_PRIVATE | VM_SHARED | VM_MAYSHARE;
 const PFNMAP_FLAGS = VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
 
+import { SchedThread, type Runner } from '../../sched/index.js';
+import { GFP_USER, __GFP_MOVABLE, page_is_free } from './page_alloc.js';
+import {
+  is_migration_entry,
+  is_readable_exclusive_migration_entry,
+  is_readable_migration_entry,
+  is_writable_migration_entry,
+  swp_offset_pfn,
+} from '../include/linux/swapops.js';
+import {
+  alloc_migration_target,
+  folio_isolate_lru,
+  migrate_pages,
+  MIGRATE_SYNC,
+  MR_SYSCALL,
+} from './migrate.js';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_PRIVATE,
+  PROT_READ,
+  PROT_WRITE,
+  vm_mmap_pgoff,
+} from './mmap.js';
+import { do_mprotect_pkey } from './mprotect.js';
+import { cpu_user_read, cpu_user_write } from '../arch/x86/mm/fault.js';
+
+/** Runs op as the task (current = task). */
+function runAs<T>(k: Kernel, t: task_struct, op: Op<T>): T {
+  return k.run(op, new SchedThread(0, t.comm, op as Op<unknown>, t));
+}
+
+/** A private anonymous page at addr, written with `byte` (a real write fault). */
+function anonPage(k: Kernel, t: task_struct, addr: number, byte: number): void {
+  const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+  runAs(k, t, vm_mmap_pgoff(t.mm!, null, addr, 0x1000, PROT_READ | PROT_WRITE, flags, 0));
+  expect(runAs(k, t, cpu_user_write(t, addr, new Uint8Array([byte]))).kind).toBe('ok');
+}
+
+function readByte(k: Kernel, t: task_struct, addr: number): number {
+  const r = runAs(k, t, cpu_user_read(t, addr, 1));
+  return r.kind === 'ok' ? r.data[0]! : -1;
+}
+
+/**
+ * Starts migrate_pages() of the folio mapped at `addr` (isolated first) in thread 0 of a
+ * runner, and stops it once try_to_migrate has replaced the mappings by migration entries
+ * and dropped the PTE lock: its next step is the reference check of __migrate_folio.
+ */
+function startMigration(k: Kernel, mm: mm_struct, addr: number) {
+  const src = pte_pfn(pteAt(mm, addr)) as folio;
+  expect(folio_isolate_lru(src)).toBe(true);
+  const list = [src];
+  const r: Runner = k.runner();
+  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
+  r.spawn(
+    'migrate',
+    migrate_pages(list, alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
+  );
+  for (;;) {
+    const p = r.threads[0]!.pending!;
+    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    expect(r.step(0)).toBe(true);
+  }
+  return { r, src, list };
+}
+
+/** Runs thread tid alone until it ends. */
+function runThread(r: Runner, tid: number): unknown {
+  while (!r.threads[tid]!.done) expect(r.step(tid)).toBe(true);
+  return r.threads[tid]!.result;
+}
+
 describe('vma_needs_copy', () => {
   it('R-FORK-2: PFNMAP and MIXEDMAP VMAs always copy; others only with an anon_vma', () => {
     const k = boot('6.12');
@@ -667,6 +740,69 @@ describe('copy_page_range: x86 PAT', () => {
       // 6.12: the child VMA kept VM_PAT, its teardown looked the pfn up from vm_pgoff and
       // freed the parent's reservation. 6.15: VM_PAT only after a successful reservation.
       expect(pat_memtype_list().length).toBe(left);
+    }
+  });
+});
+
+describe('copy_nonpresent_pte', () => {
+  for (const v of ['5.7', '5.10', '6.12', '6.18']) {
+    it(`R-FORK-3 (${v}): fork during a migration: the writable entry becomes readable in parent and child, the child counts it; afterwards both map the new frame read-only and a write COWs`, () => {
+      const k = boot(v);
+      const parent = create_user_task('parent');
+      const A = 0x10000000;
+      anonPage(k, parent, A, 0x11);
+      const { r, src } = startMigration(k, parent.mm!, A);
+      expect(is_writable_migration_entry(pteAt(parent.mm!, A))).toBe(true);
+      r.spawn('fork', fork_task(parent));
+      const child = runThread(r, 1) as task_struct;
+      const cmm = child.mm!;
+      // Parent and child hold the same readable entry naming the old frame.
+      expect(is_readable_migration_entry(pteAt(parent.mm!, A))).toBe(true);
+      expect(pteAt(cmm, A)).toBe(pteAt(parent.mm!, A));
+      expect(swp_offset_pfn(pteAt(cmm, A))).toBe(src);
+      expect(get_mm_counter(cmm, MM_ANONPAGES)).toBe(1);
+      // No reference or mapping for the copy: only the migration's isolation reference.
+      expect(page_ref_count(src as number as page)).toBe(1);
+      expect(page_mapcount(src as number as page)).toBe(0);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      // remove_migration_ptes found both entries: the new frame, read-only, shared.
+      const dst = pte_pfn(pteAt(parent.mm!, A));
+      expect(dst).not.toBe(src);
+      expect(pte_pfn(pteAt(cmm, A))).toBe(dst);
+      expect(pte_write(pteAt(parent.mm!, A)) || pte_write(pteAt(cmm, A))).toBe(false);
+      expect(page_mapcount(dst as page)).toBe(2);
+      expect(page_ref_count(dst as page)).toBe(2);
+      expect(PageAnonExclusive(dst as page)).toBe(false);
+      expect(page_is_free(src as number as page)).toBe(true);
+      expect(readByte(k, child, A)).toBe(0x11);
+      // The parent's write copies: the child keeps the migrated frame and its data.
+      expect(runAs(k, parent, cpu_user_write(parent, A, new Uint8Array([0x22]))).kind).toBe('ok');
+      expect(pte_pfn(pteAt(parent.mm!, A))).not.toBe(dst);
+      expect(pte_pfn(pteAt(cmm, A))).toBe(dst);
+      expect(readByte(k, parent, A)).toBe(0x22);
+      expect(readByte(k, child, A)).toBe(0x11);
+    });
+  }
+
+  it('R-FORK-3 (6.12 vs 5.15): a readable-exclusive entry (v5.19+) is made plainly readable for fork; 5.15 has no such kind', () => {
+    for (const v of ['5.15', '6.12']) {
+      const k = boot(v);
+      const parent = create_user_task('parent');
+      const A = 0x10000000;
+      anonPage(k, parent, A, 0x33);
+      // Read-only but still exclusively owned by the parent.
+      expect(runAs(k, parent, do_mprotect_pkey(parent.mm!, A, 0x1000, PROT_READ))).toBe(0);
+      const { r } = startMigration(k, parent.mm!, A);
+      expect(is_readable_exclusive_migration_entry(pteAt(parent.mm!, A))).toBe(v === '6.12');
+      r.spawn('fork', fork_task(parent));
+      const child = runThread(r, 1) as task_struct;
+      expect(is_readable_migration_entry(pteAt(parent.mm!, A))).toBe(true);
+      expect(is_migration_entry(pteAt(child.mm!, A))).toBe(true);
+      expect(r.run().status).toBe('done');
+      const dst = pte_pfn(pteAt(parent.mm!, A));
+      expect(PageAnonExclusive(dst as page)).toBe(false);
+      expect(readByte(k, child, A)).toBe(0x33);
     }
   });
 });

@@ -18,10 +18,18 @@
  * - x86 PAT: the memtype of a VM_PAT mapping is reserved again for the child before the
  *   copy (track_pfn_copy) until the 2025 rework, which shares it by kref in vm_area_dup.
  *
- * Left out: swap, migration and device entries (the model has none: copy_nonpresent_pte
- * is not modelled), userfaultfd-wp bits, soft-dirty, hugetlb (copy_hugetlb_page_range),
- * the batching of PTE-mapped large folios (folio_pte_batch, v6.9+; entries are handled
- * one by one, which ends in the same state except that the kernel's batch merges the
+ * - a migration entry (copy_nonpresent_pte, copy_huge_pmd): the child gets the entry and
+ *   counts it in its RSS; in a COW mapping a writable entry (v5.19+: any entry that is not
+ *   plain readable, i.e. readable-exclusive too) is first made readable in the parent, so
+ *   both map the new folio read-only once remove_migration_ptes restores them. No folio
+ *   reference or mapcount changes here: the rmap walk of remove_migration_ptes adds them.
+ *
+ * Left out: swap and device entries (the model has none: a swap entry stops the run
+ * with an error; a non-present value the model does not encode is copied as it is, as
+ * the kernel does with entry kinds it does not recognise), userfaultfd-wp bits,
+ * soft-dirty, hugetlb (copy_hugetlb_page_range), the batching of PTE-mapped large
+ * folios (folio_pte_batch, v6.9+; entries are handled one by one, which ends in the
+ * same state except that the kernel's batch merges the
  * write bit of a shared mapping's PTEs of one large folio), the need_resched() break
  * every 32 entries, memcg charging, copy_mc (hwpoison) failures.
  *
@@ -61,6 +69,18 @@ import {
   page_mapcount_add,
 } from '../include/linux/page-flags.js';
 import { folio_get, folio_put } from '../include/linux/page_ref.js';
+import {
+  is_migration_entry,
+  is_readable_migration_entry,
+  is_swap_pmd,
+  is_writable_migration_entry,
+  make_readable_migration_entry,
+  non_swap_entry,
+  pfn_swap_entry_folio,
+  pte_to_swp_entry,
+  swp_entry_to_pte,
+  swp_offset,
+} from '../include/linux/swapops.js';
 import {
   pgd_offset,
   p4d_offset,
@@ -218,6 +238,55 @@ export function folio_try_dup_anon_rmap_pte(
  */
 export function folio_dup_file_rmap_pte(f: folio, p: page, dst_vma: vm_area_struct): void {
   folio_add_file_rmap_ptes(f, p, 1, dst_vma);
+}
+
+/**
+ * copy_nonpresent_pte(dst_mm, src_mm, dst_pte, src_pte, dst_vma, src_vma, addr, rss):
+ * copies one non-present entry for the child. A migration entry: the child's RSS counter
+ * of the folio it names (mm_counter) grows; in a COW mapping a writable entry is first
+ * made readable in the parent ("COW mappings require pages in both parent and child to
+ * be set to read"; v5.19+ also a readable-exclusive one: "A previously exclusive entry is
+ * now shared", 6c287605fd56); the child gets the (possibly downgraded) entry. No folio
+ * reference, mapcount or rmap change.
+ * @kernel mm/memory.c:copy_nonpresent_pte (v5.9+, split out of copy_one_pte, which had
+ *   the same rules v5.7-v5.8; is_write_migration_entry/make_migration_entry_read before
+ *   v5.14; pfn_swap_entry_folio v6.9+)
+ * Locking: src and dst PTLs held.
+ * Return: 0.
+ * Left out: swap entries (swap_duplicate, MM_SWAPENTS: a swap entry stops the run with an
+ *   error), device-private/exclusive entries, PTE markers, soft-dirty and uffd-wp bits.
+ */
+function* copy_nonpresent_pte(
+  dst_vma: vm_area_struct,
+  src_vma: vm_area_struct,
+  dst_pte: pte_t_ptr,
+  src_pte: pte_t_ptr,
+  addr: number,
+  rss: number[],
+): Op<number> {
+  const vm_flags = dst_vma.vm_flags;
+  const orig_pte = ptep_get(src_pte);
+  let pte = orig_pte;
+  let entry = pte_to_swp_entry(orig_pte);
+  if (!non_swap_entry(entry)) {
+    throw new Error(
+      `copy_nonpresent_pte: swap entry ${native_pte_val(orig_pte)} at ${slotName(src_pte)}: swap is not modelled`,
+    );
+  } else if (is_migration_entry(entry)) {
+    const f = pfn_swap_entry_folio(entry);
+    rss[mm_counter(f)]!++;
+    const downgrade = since(5, 19)
+      ? !is_readable_migration_entry(entry)
+      : is_writable_migration_entry(entry);
+    if (downgrade && is_cow_mapping(vm_flags)) {
+      // COW mappings require pages in both parent and child to be set to read.
+      entry = make_readable_migration_entry(swp_offset(entry));
+      pte = swp_entry_to_pte(entry);
+      yield* set_pte_at(src_vma.vm_mm, addr, src_pte, pte);
+    }
+  }
+  yield* set_pte_at(dst_vma.vm_mm, addr, dst_pte, pte);
+  return 0;
 }
 
 /**
@@ -429,10 +498,9 @@ function* copy_pte_range(
       const ptent = ptep_get(src_pte);
       if (pte_none(ptent)) continue;
       if (!pte_present(ptent)) {
-        // copy_nonpresent_pte: the model has no swap, migration or device entries.
-        throw new Error(
-          `copy_nonpresent_pte: non-present entry ${native_pte_val(ptent)} at ${slotName(src_pte)} is not modelled`,
-        );
+        // No -EIO (swap_duplicate), -EBUSY or -ENOENT (device-exclusive) in the model.
+        ret = yield* copy_nonpresent_pte(dst_vma, src_vma, dst_pte, src_pte, addr, rss);
+        continue;
       }
       // copy_present_ptes() will clear `*prealloc' if consumed.
       ret = yield* copy_present_ptes(
@@ -497,9 +565,9 @@ function* none_or_clear_bad(
 
 /**
  * copy_pmd_range(dst_vma, src_vma, dst_pud, src_pud, addr, end): allocates the child's
- * PMD table and copies each PMD: huge leaves through copy_huge_pmd (special pfnmap
- * leaves copied as special, v6.12+ bc02afbd4d73 "mm/fork: accept huge pfnmap entries";
- * anonymous THPs shared), tables through copy_pte_range.
+ * PMD table and copies each PMD: huge leaves and PMD migration entries through
+ * copy_huge_pmd (special pfnmap leaves copied as special, v6.12+ bc02afbd4d73 "mm/fork:
+ * accept huge pfnmap entries"; anonymous THPs shared), tables through copy_pte_range.
  * @kernel mm/memory.c:copy_pmd_range (v5.7+)
  * Locking: mmap_lock held for write in both mms.
  * Return: 0 or -ENOMEM.
@@ -524,7 +592,7 @@ function* copy_pmd_range(
     const dst_pmd: pmd_t_ptr = { t: dst_pmd0.t, i: pmd_index(addr) };
     // *src_pmd: a plain read; the mmap_lock held for write keeps it stable.
     const v = ptep_get(src_pmd);
-    if (pmd_leaf(v)) {
+    if (is_swap_pmd(v) || pmd_leaf(v)) {
       VM_BUG_ON(next - addr !== PMD_SIZE, 'VM_BUG_ON_VMA(next-addr != HPAGE_PMD_SIZE)');
       // Special pfnmap leaves (v6.12+) and anonymous THPs alike (mm/huge_memory.anon.ts).
       const err = yield* copy_huge_pmd(dst_mm, src_mm, dst_pmd, src_pmd, addr, dst_vma, src_vma);

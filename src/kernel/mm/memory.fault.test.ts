@@ -165,6 +165,64 @@ function pfnDevice(
   return alloc_file('/dev/testdev', O_RDWR, new_inode(sb, 'chr'), fops);
 }
 
+import type { Runner } from '../../sched/index.js';
+import type { folio } from '../include/linux/mm_types.js';
+import { GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
+import {
+  is_migration_entry,
+  is_writable_migration_entry,
+  swp_entry,
+  swp_entry_to_pte,
+} from '../include/linux/swapops.js';
+import {
+  alloc_migration_target,
+  folio_isolate_lru,
+  migrate_failure,
+  migrate_pages,
+  MIGRATE_SYNC,
+  MR_SYSCALL,
+} from './migrate.js';
+import { page_is_free } from './page_alloc.js';
+
+/**
+ * Starts migrate_pages() of the folio mapped at `addr` (isolated first) in thread 0 of a
+ * runner, and stops it once try_to_migrate has replaced the mappings by migration entries
+ * and dropped the PTE lock: its next step is the reference check of __migrate_folio.
+ */
+function startMigration(env: Env, addr: number) {
+  const src = pte_pfn(pte(env, addr)) as folio;
+  expect(folio_isolate_lru(src)).toBe(true);
+  const list = [src];
+  const r: Runner = env.k.runner();
+  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
+  r.spawn(
+    'migrate',
+    migrate_pages(list, alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
+  );
+  for (;;) {
+    const p = r.threads[0]!.pending!;
+    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    expect(r.step(0)).toBe(true);
+  }
+  return { r, src, list };
+}
+
+/** handle_mm_fault under mmap_lock, as an op (for a runner thread). */
+function* faultOp(env: Env, addr: number, flags: number) {
+  const mm = env.task.mm!;
+  yield* mmap_read_lock(mm);
+  const ret = yield* handle_mm_fault(vma_lookup(mm, addr)!, addr, flags);
+  yield* mmap_read_unlock(mm);
+  return ret;
+}
+
+/** Steps thread tid while it can run; returns what it is blocked on (or null if done). */
+function runUntilBlocked(r: Runner, tid: number): string | null {
+  const t = r.threads[tid]!;
+  while (!t.done && r.enabled().includes(t)) r.step(tid);
+  return t.done ? null : (t.pending!.what ?? null);
+}
+
 describe('do_anonymous_page', () => {
   it('R-VNP-6: a read fault on anonymous memory maps the zero page: special, no reference, no RSS', () => {
     const env = boot();
@@ -557,5 +615,86 @@ describe('wp_page_copy', () => {
     // The new page was allocated and freed again.
     expect(before.stats.allocs - allocs0).toBe(1);
     expect(before.stats.frees - frees0).toBe(1);
+  });
+});
+
+describe('do_swap_page', () => {
+  it('R-REV-5 (6.12): a write fault on a migration entry waits in migration_entry_wait until the migration ends, returns 0, and the retry finds the new frame', () => {
+    const env = boot('6.12');
+    // 0x10000000: one anonymous page, written (a writable PTE).
+    mmap(env, 0x10000000, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    write(env, 0x10000000, [0x41]);
+    const { r, src } = startMigration(env, 0x10000000);
+    expect(is_writable_migration_entry(pte(env, 0x10000000))).toBe(true);
+    r.spawn('fault', faultOp(env, 0x10000000, FAULT_FLAG_WRITE), env.task);
+    expect(runUntilBlocked(r, 1)).toBe('migration_entry_wait_on_locked');
+    // The waiter holds no reference (v5.19+): only the isolation one.
+    expect(page_ref_count(src as number as page)).toBe(1);
+    expect(r.run().status).toBe('done');
+    expect(r.threads[1]!.result).toBe(0);
+    expect(r.threads[0]!.result).toBe(0);
+    const v = pte(env, 0x10000000);
+    expect(pte_present(v) && pte_write(v)).toBe(true);
+    expect(pte_pfn(v)).not.toBe(src);
+    expect(page_is_free(src as number as page)).toBe(true);
+    expect(write(env, 0x10000001, [0x42]).kind).toBe('ok');
+    expect([...phys_read(pte_pfn(v) * 4096, 2)]).toEqual([0x41, 0x42]);
+  });
+
+  for (const [v, unmaps] of [
+    ['5.10', 2],
+    ['6.12', 1],
+  ] as const) {
+    it(`R-GUP-8 (${v}): ${v === '5.10' ? "the waiter's reference (get_page_unless_zero until put_and_wait_on_page_locked) fails the migration's refcount check: the page is restored and migrated on the next pass" : 'the waiter takes no reference: the first refcount check passes'}`, () => {
+      const env = boot(v);
+      mmap(env, 0x10000000, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+      write(env, 0x10000000, [0x41]);
+      notifierLog().length = 0;
+      const { r, src } = startMigration(env, 0x10000000);
+      r.spawn('fault', faultOp(env, 0x10000000, 0), env.task);
+      // Run the fault up to the wait itself (5.10: the reference is still held there).
+      const t = r.threads[1]!;
+      const waitStep =
+        v === '5.10' ? 'put_and_wait_on_page_locked' : 'migration_entry_wait_on_locked';
+      while (t.pending!.what !== waitStep) expect(r.step(1)).toBe(true);
+      expect(page_ref_count(src as number as page)).toBe(v === '5.10' ? 2 : 1);
+      // The migration's reference check now.
+      expect(r.step(0)).toBe(true);
+      if (v === '5.10') expect(migrate_failure(src)!.reason).toMatch(/extra references/);
+      // The waiter drops its reference (5.10) and sleeps until the folio is unlocked.
+      expect(runUntilBlocked(r, 1)).toBe(waitStep);
+      expect(page_ref_count(src as number as page)).toBe(1);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      expect(r.threads[1]!.result).toBe(0);
+      // try_to_migrate ran once per unmap pass (one CLEAR range each).
+      const starts = notifierLog().filter(
+        (e) => e.phase === 'start' && e.event === 'MMU_NOTIFY_CLEAR',
+      );
+      expect(starts.length).toBe(unmaps);
+      expect(pte_pfn(pte(env, 0x10000000))).not.toBe(src);
+      expect(read(env, 0x10000000, 1)).toEqual({ kind: 'ok', data: new Uint8Array([0x41]) });
+    });
+  }
+
+  it("a non-present entry of no known kind gets the kernel's last branch: a bad-page-map report and VM_FAULT_SIGBUS", () => {
+    const env = boot('6.12');
+    mmap(env, 0x10000000, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    write(env, 0x10000000, [1]);
+    const p = walkToPte(env.task.mm!, 0x10000000)!;
+    // Present bit clear, no swap marker: outside the model's swap encoding.
+    env.run(set_pte_at(env.task.mm!, 0x10000000, p, pfn_pte(0x1234, _PAGE_RW)));
+    expect(fault(env, 0x10000000, 0)).toBe(VM_FAULT_SIGBUS);
+    expect(env.k.log.some((l) => l.text.includes('BUG: Bad page map'))).toBe(true);
+  });
+
+  it('a swap entry (swap type 0) stops the run: swap-in is not modelled', () => {
+    const env = boot('6.12');
+    mmap(env, 0x10000000, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    write(env, 0x10000000, [1]);
+    const p = walkToPte(env.task.mm!, 0x10000000)!;
+    env.run(set_pte_at(env.task.mm!, 0x10000000, p, swp_entry_to_pte(swp_entry(0, 77))));
+    expect(is_migration_entry(ptep_get(p))).toBe(false);
+    expect(() => fault(env, 0x10000000, 0)).toThrow(/swap-in is not modelled/);
   });
 });

@@ -11,10 +11,17 @@
  * VM_FAULT_WRITE (v6.2), sanitize_fault_flags (v6.2), large-folio reuse (v6.5 never,
  * v6.15 exclusive large folios), VM_DROPPABLE (v6.11).
  *
- * Left out: fault-around (do_fault_around / ->map_pages: every read fault maps one page),
- * swap (do_swap_page; the model never creates swap entries), NUMA hinting (do_numa_page;
- * PROT_NONE PTEs only come from PROT_NONE VMAs here, which access_error refuses),
- * userfaultfd, uprobes, the per-VMA lock (faults run under mmap_lock; VM_FAULT_RETRY
+ * Migration entries: a fault on a PTE migration entry goes through do_swap_page to
+ * migration_entry_wait, one on a PMD migration entry to pmd_migration_entry_wait; both
+ * sleep until the migration ends and return 0, so the access is retried and finds the
+ * new folio (or the old one, if the migration failed and restored it).
+ *
+ * Left out: fault-around (do_fault_around / ->map_pages: every read fault maps one
+ * page), swap-in (do_swap_page on a swap entry: the model has no swap and stops the run
+ * with an error; device-private/exclusive, hwpoison and marker entries likewise), NUMA
+ * hinting (do_numa_page; PROT_NONE PTEs only come from PROT_NONE VMAs here, which
+ * access_error refuses), userfaultfd, uprobes, the per-VMA lock (faults run under
+ * mmap_lock; VM_FAULT_RETRY
  * comes only from a ->fault that returns it), memcg, mTHP (anonymous faults allocate
  * order-0 or PMD-order folios only), large page-cache folios and do_set_pmd, hwpoison,
  * check_stable_address_space (the OOM reaper), KSM, dirty throttling.
@@ -177,7 +184,17 @@ import {
   page_trans_huge_mapcount,
   thp_vma_allowable_order,
 } from './huge_memory.anon.js';
-import { vm_normal_page } from './memory.normal.js';
+import { print_bad_pte, vm_normal_page } from './memory.normal.js';
+import {
+  is_migration_entry,
+  is_pmd_migration_entry,
+  is_swap_pmd,
+  non_swap_entry,
+  pte_to_swp_entry,
+  swp_type,
+  SWP_MODEL_UNKNOWN,
+} from '../include/linux/swapops.js';
+import { migration_entry_wait, pmd_migration_entry_wait } from './migrate.js';
 import { __copy_from_user_inatomic } from '../arch/x86/mm/fault.js';
 import { get_current } from '../include/linux/sched.js';
 
@@ -358,8 +375,10 @@ export function* handle_mm_fault(
 /**
  * __handle_mm_fault(vma, address, flags): allocates the PUD and PMD tables down to the
  * fault, tries huge PUD/PMD faults where THP allows them (->huge_fault, anonymous THP),
- * handles write/access faults on huge leaves, and falls back to handle_pte_fault.
- * @kernel mm/memory.c:__handle_mm_fault (all versions)
+ * handles write/access faults on huge leaves, waits out a PMD migration entry (then 0:
+ * the access retries), and falls back to handle_pte_fault.
+ * @kernel mm/memory.c:__handle_mm_fault (all versions; the PMD migration check since
+ *   84c3fc4e9c56 "mm: thp: check pmd migration entry in common path", v4.14)
  * Locking: mmap_lock held for read.
  * Return: vm_fault_t.
  */
@@ -419,6 +438,15 @@ function* __handle_mm_fault(vma: vm_area_struct, address: number, flags: number)
     if (!(ret & VM_FAULT_FALLBACK)) return ret;
   } else {
     vmf.orig_pmd = pmdval;
+    if (is_swap_pmd(vmf.orig_pmd)) {
+      // thp_migration_supported(): only PMD migration entries are swap PMDs.
+      VM_BUG_ON(
+        !is_pmd_migration_entry(vmf.orig_pmd),
+        'VM_BUG_ON(thp_migration_supported() && !is_pmd_migration_entry(vmf.orig_pmd))',
+      );
+      if (is_pmd_migration_entry(vmf.orig_pmd)) yield* pmd_migration_entry_wait(mm, pmdp);
+      return 0;
+    }
     if (pmd_trans_huge(vmf.orig_pmd)) {
       if (pte_protnone(vmf.orig_pmd) && vma_is_accessible(vma)) {
         throw new Error('do_huge_pmd_numa_page: NUMA hinting is not modelled');
@@ -500,9 +528,9 @@ function* wp_huge_pud(vmf: vm_fault, _orig_pud: pteval_t): Op<vm_fault_t> {
 }
 
 /**
- * handle_pte_fault(vmf): reads the PTE locklessly; none ⇒ do_pte_missing; present and
- * the access needs write on a read-only entry ⇒ do_wp_page; else marks it young (and
- * dirty on write) under the PTL.
+ * handle_pte_fault(vmf): reads the PTE locklessly; none ⇒ do_pte_missing; not present ⇒
+ * do_swap_page (migration entries); present and the access needs write on a read-only
+ * entry ⇒ do_wp_page; else marks it young (and dirty on write) under the PTL.
  * @kernel mm/memory.c:handle_pte_fault (all versions)
  * Locking: mmap_lock held for read; takes and releases the PTL.
  * Return: vm_fault_t.
@@ -524,11 +552,7 @@ export function* handle_pte_fault(vmf: vm_fault): Op<vm_fault_t> {
     if (pte_none(vmf.orig_pte)) vmf.pte = null;
   }
   if (!vmf.pte) return yield* do_pte_missing(vmf);
-  if (!pte_present(vmf.orig_pte)) {
-    // do_swap_page: no swap, migration or device entries exist in the model.
-    WARN_ON_ONCE(true);
-    return VM_FAULT_SIGBUS;
-  }
+  if (!pte_present(vmf.orig_pte)) return yield* do_swap_page(vmf);
   if (pte_protnone(vmf.orig_pte) && vma_is_accessible(vmf.vma)) {
     throw new Error('do_numa_page: NUMA hinting is not modelled');
   }
@@ -553,6 +577,39 @@ export function* handle_pte_fault(vmf: vm_fault): Op<vm_fault_t> {
   );
   yield* pte_unmap_unlock(vmf.pte, ptl);
   return 0;
+}
+
+/**
+ * do_swap_page(vmf): a fault on a non-present, non-none PTE. A migration entry: wait in
+ * migration_entry_wait until the migration ends, then return 0 so the access is retried
+ * (it finds the new folio, or the restored old one). pte_unmap_same() rechecks the PTE
+ * only where pte_t is wider than unsigned long, so on x86-64 it is "same".
+ * @kernel mm/memory.c:do_swap_page (all versions; the migration branch unchanged since
+ *   before v5.7)
+ * Locking: mmap_lock held for read (the per-VMA lock is not modelled); the PTL is not held.
+ * Return: 0 after a migration wait.
+ * Left out: swap-in, device-private/exclusive, hwpoison and PTE-marker entries: the model
+ *   creates none, and one found here stops the run with an error naming it. (The kernel's
+ *   last branch, an entry of unknown kind, prints a bad-PTE report and returns
+ *   VM_FAULT_SIGBUS; a non-present value the model does not encode gets that.)
+ */
+export function* do_swap_page(vmf: vm_fault): Op<vm_fault_t> {
+  // pte_unmap_same(vmf): sizeof(pte_t) == sizeof(unsigned long) on x86-64.
+  vmf.pte = null;
+  const entry = pte_to_swp_entry(vmf.orig_pte);
+  if (non_swap_entry(entry)) {
+    if (is_migration_entry(entry)) {
+      yield* migration_entry_wait(vmf.vma.vm_mm, vmf.pmd!, vmf.address);
+      return 0;
+    }
+    if (swp_type(entry) === SWP_MODEL_UNKNOWN) {
+      print_bad_pte(vmf.vma, vmf.address, vmf.orig_pte, null);
+      return VM_FAULT_SIGBUS;
+    }
+  }
+  throw new Error(
+    `do_swap_page: swap entry 0x${vmf.orig_pte.toString(16)} at 0x${vmf.address.toString(16)}: swap-in is not modelled`,
+  );
 }
 
 /**

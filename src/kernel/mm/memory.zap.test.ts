@@ -55,6 +55,7 @@ import {
   pfn_pte,
   pte_dirty,
   pte_pfn,
+  pte_present,
   type pteval_t,
 } from '../arch/x86/include/asm/pgtable_types.js';
 import { alloc_file, new_inode, O_RDWR } from '../fs/inode.js';
@@ -224,6 +225,57 @@ function endHook(k: Kernel, mm: mm_struct, onEnd: (r: mmu_notifier_range) => voi
   };
   k.run(mmu_notifier_register(sub, mm));
   return sub;
+}
+
+import type { Runner } from '../../sched/index.js';
+import { page_alloc_state, GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
+import { is_migration_entry, swp_offset_pfn } from '../include/linux/swapops.js';
+import {
+  alloc_migration_target,
+  folio_isolate_lru,
+  migrate_pages,
+  MIGRATE_SYNC,
+  MR_SYSCALL,
+} from './migrate.js';
+import { do_madvise, MADV_DONTNEED } from './madvise.js';
+import { set_pte_at } from '../include/linux/pgtable.js';
+
+/** The kernel log's lines. */
+const logText = (k: Kernel): string[] => k.log.map((l) => l.text);
+
+/** Frames the allocator has handed out and not had back. */
+function liveFrames(): number {
+  const st = page_alloc_state().stats;
+  return st.allocs - st.frees;
+}
+
+/**
+ * Starts migrate_pages() of the folio mapped at `addr` (isolated first) in thread 0 of a
+ * runner, and stops it once try_to_migrate has replaced the mappings by migration entries
+ * and dropped the PTE lock: its next step is the reference check of __migrate_folio.
+ */
+function startMigration(k: Kernel, mm: mm_struct, addr: number) {
+  const src = pte_pfn(pteAt(mm, addr)) as folio;
+  expect(folio_isolate_lru(src)).toBe(true);
+  const list = [src];
+  const r: Runner = k.runner();
+  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
+  r.spawn(
+    'migrate',
+    migrate_pages(list, alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
+  );
+  for (;;) {
+    const p = r.threads[0]!.pending!;
+    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    expect(r.step(0)).toBe(true);
+  }
+  return { r, src, list };
+}
+
+/** Runs thread tid alone until it ends. */
+function runThread(r: Runner, tid: number): unknown {
+  while (!r.threads[tid]!.done) expect(r.step(tid)).toBe(true);
+  return r.threads[tid]!.result;
 }
 
 describe('zap_pte_range', () => {
@@ -600,5 +652,83 @@ describe('mmu_gather', () => {
     write(k, t, a, 1);
     expect(pgtable_pages(t.mm!)).toBe(4);
     expect(t.mm!.pgtables_bytes).toBe(4 * 4096);
+  });
+});
+
+describe('zap_nonpresent_ptes', () => {
+  for (const v of ['5.7', '5.10', '6.12', '6.18']) {
+    it(`R-REV-5 (${v}): MADV_DONTNEED of a page under migration clears its migration entry: RSS drops, nothing is put, the migration succeeds and does not map the zapped page again, both frames go back`, () => {
+      const k = boot(v);
+      const t = create_user_task('t');
+      const mm = t.mm!;
+      const live0 = liveFrames();
+      // 0x10000000..0x10002000: two anonymous pages; the first one migrates.
+      const a = mmapAnon(k, t, 0x2000, 0x10000000, MAP_FIXED);
+      write(k, t, a, 0x5a);
+      write(k, t, a + 0x1000, 0x5b);
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(2);
+      const { r, src, list } = startMigration(k, mm, a);
+      expect(is_migration_entry(pteAt(mm, a))).toBe(true);
+      expect(swp_offset_pfn(pteAt(mm, a))).toBe(src);
+      // Isolation reference only: the mapping's went with try_to_migrate.
+      expect(page_ref_count(src as number as page)).toBe(1);
+      r.spawn('madvise', do_madvise(mm, a, 0x1000, MADV_DONTNEED), t);
+      expect(runThread(r, 1)).toBe(0);
+      expect(pteAt(mm, a)).toBe(0);
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(1);
+      // No folio_put: the migration still holds its reference.
+      expect(page_ref_count(src as number as page)).toBe(1);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      expect(list).toEqual([]);
+      // remove_migration_ptes found no entry: the page stays unmapped.
+      expect(pteAt(mm, a)).toBe(0);
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(1);
+      expect(page_is_free(src as number as page)).toBe(true);
+      // Only the second page (and the page tables) are live: the new frame went back too.
+      expect(read(k, t, a + 0x1000)).toBe(0x5b);
+      expect(logText(k).filter((l) => /Bad page|WARNING|unrecognized/.test(l))).toEqual([]);
+      runAs(k, t, do_madvise(mm, a + 0x1000, 0x1000, MADV_DONTNEED));
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(0);
+      expect(liveFrames() - live0).toBe(pgtable_pages(mm) - 1);
+    });
+  }
+
+  it('R-REV-1 (v5.10): unmap_mapping_range with zap_details leaves a COWed page\'s migration entry in place ("we leave swap entries"); v6.12 even_cows zaps it', () => {
+    for (const [v, kept] of [
+      ['5.10', true],
+      ['6.12', false],
+    ] as const) {
+      const k = boot(v);
+      const t = create_user_task('t');
+      const mm = t.mm!;
+      const f = tmpfsFile(4 * 4096);
+      const a = mmapFile(k, t, f, 4 * 4096, MAP_PRIVATE);
+      write(k, t, a, 0x22); // COW: a private anonymous copy of file page 0
+      const { r } = startMigration(k, mm, a);
+      r.spawn('unmap', unmap_mapping_range(f.f_mapping, 0, 0, 1), t);
+      runThread(r, 1);
+      expect(is_migration_entry(pteAt(mm, a))).toBe(kept);
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(kept ? 1 : 0);
+      expect(r.run().status).toBe('done');
+      // Kept: remove_migration_ptes maps the new copy; zapped: nothing comes back.
+      expect(pte_present(pteAt(mm, a))).toBe(kept);
+      if (kept) expect(read(k, t, a)).toBe(0x22);
+    }
+  });
+
+  it('a non-present entry that is not a migration entry is reported as an unrecognized swap entry, WARNs once and is cleared', () => {
+    const k = boot('6.12');
+    const t = create_user_task('t');
+    const mm = t.mm!;
+    const a = mmapAnon(k, t, 0x1000, 0x10000000, MAP_FIXED);
+    write(k, t, a, 1);
+    const p = pte_pfn(pteAt(mm, a));
+    // A value outside the model's swap encoding: present bit clear, no swap marker.
+    runAs(k, t, set_pte_at(mm, a, walkToPte(mm, a)!, pfn_pte(p, 0x2)));
+    runAs(k, t, do_madvise(mm, a, 0x1000, MADV_DONTNEED));
+    expect(pteAt(mm, a)).toBe(0);
+    expect(logText(k).some((l) => l.includes('unrecognized swap entry'))).toBe(true);
+    expect(logText(k).some((l) => l.startsWith('WARNING:'))).toBe(true);
   });
 });

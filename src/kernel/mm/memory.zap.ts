@@ -22,8 +22,15 @@
  * leaf is zapped by huge_memory.anon.ts's zap_huge_pmd, which drops the folio reference
  * at once instead of gathering it (the kernel gathers it with tlb_remove_page_size).
  *
- * Left out: swap, migration and device entries (the model creates none: a non-present,
- * non-none PTE is reported as an unrecognized swap entry and cleared), userfaultfd-wp
+ * Migration entries (zap_nonpresent_ptes, zap_huge_pmd): the entry is cleared and the RSS
+ * of the folio it names drops; nothing else changes: try_to_migrate already removed the
+ * mapping and its reference, and remove_migration_ptes later finds no entry to restore.
+ * Before v5.18 a zap with zap_details (unmap_mapping_range) leaves them in place.
+ *
+ * Left out: swap and device entries (the model creates none: any non-present PTE that is
+ * not a migration entry is reported as an unrecognized swap entry and cleared, in every
+ * version; before v5.18 the kernel cleared other non-swap entries silently and accounted
+ * swap entries in MM_SWAPENTS), the batching of swap entries (swap_pte_batch), userfaultfd-wp
  * markers (ZAP_FLAG_DROP_MARKER is set where the kernel sets it and has no effect),
  * hugetlb, uprobes, folio_mark_accessed/LRU aging, the batching of PTE-mapped large
  * folios (folio_pte_batch, v6.9+: entries are zapped one at a time, which ends in the
@@ -58,6 +65,13 @@ import {
 } from '../include/linux/page-flags.js';
 import { folio_put_refs } from '../include/linux/page_ref.js';
 import {
+  is_migration_entry,
+  is_swap_pmd,
+  pfn_swap_entry_folio,
+  pte_to_swp_entry,
+  swp_entry_to_pte,
+} from '../include/linux/swapops.js';
+import {
   depopulate,
   entry_table,
   pagetable_free,
@@ -84,7 +98,6 @@ import {
   pmd_bad,
   pmd_leaf,
   pmd_none,
-  pmd_present,
   pud_bad,
   pud_leaf,
   pud_none,
@@ -339,11 +352,6 @@ export function addr_end(addr: number, end: number, size: number): number {
   return boundary - 1 < end - 1 ? boundary : end;
 }
 
-/** is_swap_pmd(pmd): a non-present, non-none huge entry (migration). */
-function is_swap_pmd(v: pteval_t): boolean {
-  return !pmd_none(v) && !pmd_present(v);
-}
-
 /** is_swap_pmd || pmd_trans_huge || pmd_devmap: the zap walkers' huge-entry test. */
 function pmd_is_huge(v: pteval_t): boolean {
   return is_swap_pmd(v) || pmd_leaf(v) || (pte_devmap(v) && !pmd_none(v));
@@ -440,10 +448,53 @@ function* zap_present_folio_pte(
 }
 
 /**
+ * zap_nonpresent_ptes(tlb, vma, pte, ptent, max_nr, addr, details, rss, ...): zaps one
+ * non-present PTE. A migration entry is cleared and the RSS counter of the folio it names
+ * (mm_counter) drops by one, with no rmap change and no folio_put: try_to_migrate
+ * already dropped the mapping's reference, and the migration holds its own. v5.18+
+ * (Peter Xu, "mm: Don't skip swap entry even if zap_details specified"): skipped when
+ * should_zap_folio() keeps the folio; before, a zap with any zap_details
+ * (unmap_mapping_range) kept every non-device swap entry ("If details->check_mapping, we
+ * leave swap entries"). Anything else is an unrecognized swap entry (see the file
+ * comment): reported, WARN_ON_ONCE, cleared.
+ * @kernel mm/memory.c:zap_nonpresent_ptes (v6.14+, "mm: introduce zap_nonpresent_ptes()";
+ *   inline in zap_pte_range before; migration_entry_to_page before v5.14,
+ *   pfn_swap_entry_to_page v5.14-v6.8, pfn_swap_entry_folio v6.9+)
+ * Locking: the PTE table's lock held.
+ * Return: nothing (the model zaps one entry per call).
+ */
+function* zap_nonpresent_ptes(
+  tlb: mmu_gather,
+  _vma: vm_area_struct,
+  ptep: pte_t_ptr,
+  ptent: pteval_t,
+  addr: number,
+  details: zap_details | null,
+  rss: number[],
+): Op<void> {
+  const entry = pte_to_swp_entry(ptent);
+  if (!since(5, 18) && details) {
+    // If details->check_mapping, we leave swap entries (device-private ones are not modelled).
+    return;
+  }
+  if (is_migration_entry(entry)) {
+    const f = pfn_swap_entry_folio(entry);
+    if (since(5, 18) && !should_zap_folio(details, f)) return;
+    rss[mm_counter(f)]!--;
+  } else {
+    // We should have covered all the swap entry types.
+    pr_alert(`unrecognized swap entry 0x${native_pte_val(swp_entry_to_pte(entry))}`);
+    WARN_ON_ONCE(true);
+  }
+  yield* ptep_get_and_clear(tlb.mm, addr, ptep, 'pte_clear_not_present_full');
+}
+
+/**
  * zap_pte_range(tlb, vma, pmd, addr, end, details): zaps the PTEs of one table under
  * its lock: entries vm_normal_page() rejects are only cleared (R-VNP-6); normal pages
- * are unmapped and their references gathered; pages should_zap_folio() keeps stay.
- * @kernel mm/memory.c:zap_pte_range, zap_present_ptes, zap_nonpresent_ptes (v5.7+)
+ * are unmapped and their references gathered; pages should_zap_folio() keeps stay;
+ * non-present entries go to zap_nonpresent_ptes.
+ * @kernel mm/memory.c:zap_pte_range, zap_present_ptes (v5.7+)
  * Locking: mmap_lock held (read is enough); takes and releases the PTE table's lock.
  * Return: the address reached (addr when the table went away before the lock was taken).
  */
@@ -479,10 +530,7 @@ function* zap_pte_range(
       if (yield* zap_present_folio_pte(tlb, vma, f, p, ptep, addr, rss)) force_flush = true;
       continue;
     }
-    // Non-present, non-none: swap/migration/device entries, which the model never makes.
-    pr_alert(`unrecognized swap entry 0x${native_pte_val(ptent)}`);
-    WARN_ON_ONCE(true);
-    yield* ptep_get_and_clear(mm, addr, ptep, 'pte_clear_not_present_full');
+    yield* zap_nonpresent_ptes(tlb, vma, ptep, ptent, addr, details, rss);
   } while (((addr += PAGE_SIZE), i++, addr !== end));
 
   for (let m = 0; m < NR_MM_COUNTERS; m++) if (rss[m]) add_mm_counter(mm, m, rss[m]!);

@@ -125,9 +125,11 @@ import {
   putback_movable_pages,
   remove_migration_ptes,
   swp_offset,
+  swp_offset_pfn,
   try_to_migrate,
   type migration_target_control,
 } from './migrate.js';
+import { SWP_MIG_DIRTY, SWP_MIG_YOUNG } from '../include/linux/swapops.js';
 
 const GiB = 2 ** 30;
 const A = 0x7f0000000000; // user address of the first test page
@@ -570,7 +572,9 @@ describe('try_to_migrate', () => {
     const e1 = pteAt(mm1, A);
     expect(pte_present(e1)).toBe(false);
     expect(is_migration_entry(e1)).toBe(true);
-    expect(swp_offset(e1)).toBe(p);
+    expect(swp_offset_pfn(e1)).toBe(p);
+    // v6.1+: the young and dirty bits ride above the pfn in the offset (SWP_MIG_YOUNG/DIRTY).
+    expect(swp_offset(e1)).toBe(p + SWP_MIG_YOUNG + SWP_MIG_DIRTY);
     expect(is_migration_entry(pteAt(mm2, A))).toBe(true);
     expect(folio_mapcount(f)).toBe(0);
     expect(folio_ref_count(f)).toBe(1); // only the isolation reference is left

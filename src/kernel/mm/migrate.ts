@@ -2,21 +2,24 @@
  * Page migration: migrate_pages() and the steps below it (unmap the folio by replacing
  * each mapping with a migration entry, check the folio's references, copy it, move
  * mapping/index/flags and the page-cache slot to the new folio, restore the mappings
- * pointing to the new folio, free the old one), the migration entries themselves, and
- * the LRU isolation helpers callers use to hand folios to migrate_pages().
+ * pointing to the new folio, free the old one), the waits of faults that find a
+ * migration entry, and the LRU isolation helpers callers use to hand folios to
+ * migrate_pages(). The entries' encoding is include/linux/swapops.ts.
  *
  * Model choices:
  *  - Migration entries are installed, as in the kernel. Between try_to_migrate() and
  *    remove_migration_ptes() every PTE (or PMD) that mapped the folio holds a
- *    non-present swap-type entry naming the old page (encoding below), and the old
- *    folio is locked. A fault that finds one must call migration_entry_wait(), which
- *    blocks until the folio is unlocked and returns so the fault is retried; code that
- *    walks page tables must treat such an entry as "not present, not none".
+ *    non-present swap-type entry naming the old page (swapops.ts), and the old folio is
+ *    locked. A fault that finds one calls migration_entry_wait() (PMD:
+ *    pmd_migration_entry_wait()), which blocks until the folio is unlocked and returns
+ *    so the fault is retried. Zap, fork, mprotect and mremap handle the entries as the
+ *    kernel does (memory.zap.ts, memory.copy.ts, mprotect.ts, huge_memory.anon.ts); an
+ *    entry zapped meanwhile is simply not restored.
  *  - There are no LRU lists. An anonymous or page-cache folio that is not a page
  *    table, kernel or reserved page counts as "on the LRU"; isolating it takes a
  *    reference and marks it isolated until it is put back or freed.
- *  - The folio lock helpers are private copies of filemap.ts's (same PG_locked bit and
- *    step object), so this file does not depend on the page-cache model.
+ *  - The folio lock is filemap.ts's (folio_lock, folio_trylock, folio_unlock);
+ *    folio_wait_writeback is a local helper (filemap.ts has none).
  *  - Left out: hugetlb, KSM, swap cache, device-private pages, non-LRU movable pages
  *    (balloon, zsmalloc), THP splitting on -ENOMEM, deferred-split handling,
  *    memcg/zone statistics, mlock bookkeeping, the TLB batch flush, NUMA node choice.
@@ -38,9 +41,30 @@ import { currentKernel } from '../kernel/kernel.js';
 import { since } from '../version.js';
 import { VM_BUG_ON, WARN_ON_ONCE } from '../kernel/panic.js';
 import { EAGAIN, EBUSY, EINVAL, EIO, ENOMEM } from '../include/linux/errno.js';
+import { folio_maybe_dma_pinned } from '../include/linux/mm.js';
 import {
-  __folio_clear_locked,
-  __folio_set_locked,
+  is_migration_entry,
+  is_pmd_migration_entry,
+  is_readable_migration_entry,
+  is_swap_pte,
+  is_writable_migration_entry,
+  is_migration_entry_dirty,
+  is_migration_entry_young,
+  make_migration_entry_dirty,
+  make_migration_entry_young,
+  make_readable_exclusive_migration_entry,
+  make_readable_migration_entry,
+  make_writable_migration_entry,
+  pfn_swap_entry_folio,
+  pmd_to_swp_entry,
+  pte_to_swp_entry,
+  swp_entry_to_pmd,
+  swp_entry_to_pte,
+  swp_offset_pfn,
+  type swp_entry_t,
+} from '../include/linux/swapops.js';
+import { folio_lock, folio_trylock, folio_unlock } from './filemap.js';
+import {
   __folio_set_swapbacked,
   ClearPageAnonExclusive,
   folio_clear_dirty,
@@ -66,7 +90,6 @@ import {
   folio_test_writeback,
   page_flags,
   PageAnonExclusive,
-  page_folio,
   prep_compound_page,
   SetPageAnonExclusive,
   set_page_flag,
@@ -75,27 +98,22 @@ import {
 import {
   folio_get,
   folio_put,
+  folio_try_get,
   folio_ref_add,
   folio_ref_count,
   set_page_count,
 } from '../include/linux/page_ref.js';
 import {
-  __pte,
   pfn_pte,
   pte_dirty,
-  pte_flags,
   pte_mkdirty,
   pte_mkhuge,
   pte_mkold,
   pte_mkwrite,
-  pte_none,
   pte_pfn,
   pte_present,
   pte_write,
   pte_young,
-  _PAGE_ACCESSED,
-  _PAGE_DIRTY,
-  type pteval_t,
 } from '../arch/x86/include/asm/pgtable_types.js';
 import { pmd_leaf, pmd_none } from '../arch/x86/include/asm/pgtable.js';
 import {
@@ -108,6 +126,7 @@ import {
   set_pte_at,
   ptep_get_and_clear,
   pmdp_huge_get_and_clear,
+  pmd_lock,
   pte_offset_map_lock,
   pte_unmap_unlock,
 } from '../include/linux/pgtable.js';
@@ -198,118 +217,35 @@ export const TTU_SYNC = 0x10;
 export const TTU_BATCH_FLUSH = 0x40;
 export const TTU_RMAP_LOCKED = 0x80;
 
-/** include/linux/mm.h: a FOLL_PIN on a small folio adds this to its refcount. */
-const GUP_PIN_COUNTING_BIAS = 1024;
-
-/* ------------------------------------------------------------------------------------ */
-/* Migration entries (include/linux/swapops.h)                                          */
-/* ------------------------------------------------------------------------------------ */
-
-/**
- * A swap-type entry in the model: a non-present, non-none value `pfn * 65536 + flags`
- * whose flags have _PAGE_SWP_MODEL (bit 12) set, PRESENT and PROTNONE clear, the swap
- * type in bits 1-2 and, for migration entries, the SWP_MIG_YOUNG / SWP_MIG_DIRTY bits
- * (v6.1+) at the positions of ACCESSED and DIRTY. The swap offset of a migration entry
- * is the pfn of the page being migrated, so pte_pfn() of the entry gives it. x86 keeps
- * the same information inverted in the high bits of the non-present PTE.
- */
-export type swp_entry_t = number;
-export const _PAGE_SWP_MODEL = 1 << 12;
-const SWP_TYPE_SHIFT = 1;
-/** Swap types of migration entries (MAX_SWAPFILES + n in the kernel). */
-export const SWP_MIGRATION_READ = 1;
-export const SWP_MIGRATION_READ_EXCLUSIVE = 2;
-export const SWP_MIGRATION_WRITE = 3;
-const SWP_MIG_YOUNG = _PAGE_ACCESSED;
-const SWP_MIG_DIRTY = _PAGE_DIRTY;
-
-function swp_entry(type: number, offset: number): swp_entry_t {
-  return __pte(offset, _PAGE_SWP_MODEL | (type << SWP_TYPE_SHIFT));
-}
-
-/** swp_type(entry) */
-export function swp_type(e: swp_entry_t): number {
-  return (pte_flags(e) >> SWP_TYPE_SHIFT) & 3;
-}
-
-/** swp_offset(entry): for migration entries, the pfn. */
-export function swp_offset(e: swp_entry_t): number {
-  return pte_pfn(e);
-}
-
-/** is_swap_pte(pte): neither none nor present. */
-export function is_swap_pte(pte: pteval_t): boolean {
-  return !pte_none(pte) && !pte_present(pte);
-}
-
-/** pte_to_swp_entry(pte) */
-export function pte_to_swp_entry(pte: pteval_t): swp_entry_t {
-  return pte;
-}
-
-/** swp_entry_to_pte(entry) */
-export function swp_entry_to_pte(e: swp_entry_t): pteval_t {
-  return e;
-}
-
-/** is_migration_entry(entry) */
-export function is_migration_entry(e: swp_entry_t): boolean {
-  return (pte_flags(e) & _PAGE_SWP_MODEL) !== 0 && !pte_present(e) && swp_type(e) !== 0;
-}
-
-/** is_writable_migration_entry(entry) */
-export function is_writable_migration_entry(e: swp_entry_t): boolean {
-  return is_migration_entry(e) && swp_type(e) === SWP_MIGRATION_WRITE;
-}
-
-/** is_readable_migration_entry(entry): read-only and not exclusive. */
-export function is_readable_migration_entry(e: swp_entry_t): boolean {
-  return is_migration_entry(e) && swp_type(e) === SWP_MIGRATION_READ;
-}
-
-/** is_readable_exclusive_migration_entry(entry) (v5.18+) */
-export function is_readable_exclusive_migration_entry(e: swp_entry_t): boolean {
-  return is_migration_entry(e) && swp_type(e) === SWP_MIGRATION_READ_EXCLUSIVE;
-}
-
-export function make_readable_migration_entry(offset: number): swp_entry_t {
-  return swp_entry(SWP_MIGRATION_READ, offset);
-}
-export function make_readable_exclusive_migration_entry(offset: number): swp_entry_t {
-  return swp_entry(SWP_MIGRATION_READ_EXCLUSIVE, offset);
-}
-export function make_writable_migration_entry(offset: number): swp_entry_t {
-  return swp_entry(SWP_MIGRATION_WRITE, offset);
-}
-/** make_migration_entry_young(entry) (v6.1+: the young bit survives migration) */
-export function make_migration_entry_young(e: swp_entry_t): swp_entry_t {
-  return __pte(pte_pfn(e), pte_flags(e) | SWP_MIG_YOUNG);
-}
-/** make_migration_entry_dirty(entry) (v6.1+) */
-export function make_migration_entry_dirty(e: swp_entry_t): swp_entry_t {
-  return __pte(pte_pfn(e), pte_flags(e) | SWP_MIG_DIRTY);
-}
-export function is_migration_entry_young(e: swp_entry_t): boolean {
-  return (pte_flags(e) & SWP_MIG_YOUNG) !== 0;
-}
-export function is_migration_entry_dirty(e: swp_entry_t): boolean {
-  return (pte_flags(e) & SWP_MIG_DIRTY) !== 0;
-}
-
-/** pfn_swap_entry_to_page(entry) */
-export function pfn_swap_entry_to_page(e: swp_entry_t): page {
-  return swp_offset(e) as page;
-}
-
-/** pfn_swap_entry_folio(entry) */
-export function pfn_swap_entry_folio(e: swp_entry_t): folio {
-  return page_folio(pfn_swap_entry_to_page(e));
-}
-
-/** is_pmd_migration_entry(pmd) */
-export function is_pmd_migration_entry(pmd: pteval_t): boolean {
-  return is_swap_pte(pmd) && is_migration_entry(pmd);
-}
+/* Migration entries live in include/linux/swapops.ts; re-exported here for the files    */
+/* that imported them from this one.                                                    */
+export {
+  _PAGE_SWP_MODEL,
+  SWP_MIGRATION_READ,
+  SWP_MIGRATION_READ_EXCLUSIVE,
+  SWP_MIGRATION_WRITE,
+  is_migration_entry,
+  is_pmd_migration_entry,
+  is_readable_exclusive_migration_entry,
+  is_readable_migration_entry,
+  is_swap_pte,
+  is_writable_migration_entry,
+  is_migration_entry_dirty,
+  is_migration_entry_young,
+  make_migration_entry_dirty,
+  make_migration_entry_young,
+  make_readable_exclusive_migration_entry,
+  make_readable_migration_entry,
+  make_writable_migration_entry,
+  pfn_swap_entry_folio,
+  pfn_swap_entry_to_page,
+  pte_to_swp_entry,
+  swp_entry_to_pte,
+  swp_offset,
+  swp_offset_pfn,
+  swp_type,
+  type swp_entry_t,
+} from '../include/linux/swapops.js';
 
 /* ------------------------------------------------------------------------------------ */
 /* Model state: isolated folios, per-folio failure records, the folio lock              */
@@ -355,12 +291,6 @@ export function migrate_failure(pfn: number): MigrateFailure | undefined {
   return mstate().failures.get(pfn);
 }
 
-/** folio_maybe_dma_pinned(folio) (include/linux/mm.h) */
-function folio_maybe_dma_pinned(f: folio): boolean {
-  if (folio_test_large(f)) return folio_pincount(f) > 0;
-  return folio_ref_count(f) >= GUP_PIN_COUNTING_BIAS;
-}
-
 function recordFailure(f: folio, rc: number, reason: string): void {
   const mapping = folio_mapping(f);
   const mapcount = folio_mapcount(f);
@@ -376,38 +306,12 @@ function recordFailure(f: folio, rc: number, reason: string): void {
   });
 }
 
-/** The step object of the folio lock: the same name filemap.ts gives it. */
+/**
+ * The step object of the folio lock, as filemap.ts names it (folio_lock and friends come
+ * from there; migration_entry_wait_on_locked waits on the same object).
+ */
 function folioLockObj(f: folio): string {
   return `folio${f}.lock`;
-}
-
-/** folio_trylock(folio) (include/linux/pagemap.h) */
-function* folio_trylock(f: folio): Op<boolean> {
-  yield { obj: folioLockObj(f), kind: 'acquire', what: 'folio_trylock' };
-  if (folio_test_locked(f)) return false;
-  __folio_set_locked(f);
-  return true;
-}
-
-/** folio_lock(folio): sleeps until PG_locked is clear (mm/filemap.c:__folio_lock). */
-function* folio_lock(f: folio): Op<void> {
-  yield {
-    obj: folioLockObj(f),
-    kind: 'acquire',
-    what: 'folio_lock',
-    enabled: () => !folio_test_locked(f),
-  };
-  __folio_set_locked(f);
-}
-
-/** folio_unlock(folio) */
-function* folio_unlock(f: folio): Op<void> {
-  yield { obj: folioLockObj(f), kind: 'release', what: 'folio_unlock' };
-  VM_BUG_ON(
-    !folio_test_locked(f),
-    `VM_BUG_ON_FOLIO(!folio_test_locked(folio)) pfn:0x${f.toString(16)}`,
-  );
-  __folio_clear_locked(f);
 }
 
 /** folio_wait_writeback(folio): sleeps until PG_writeback is clear. */
@@ -601,7 +505,7 @@ function* rmapWalkVmas(
  * to lose its only mapping temporarily; refuse (-EBUSY) if it may be DMA-pinned, else
  * clear PageAnonExclusive (the migration entry remembers exclusivity).
  * @kernel include/linux/rmap.h:folio_try_share_anon_rmap_pte (v6.7+;
- *   page_try_share_anon_rmap v5.18+, 6c287605fd56)
+ *   page_try_share_anon_rmap v5.19+, 6c287605fd56)
  */
 function folio_try_share_anon_rmap(f: folio, p: page): number {
   if (folio_maybe_dma_pinned(f)) return -EBUSY;
@@ -625,7 +529,7 @@ function* set_pmd_migration_entry(
   const mm = vma.vm_mm;
   const p = f as number as page;
   const pmdval = yield* pmdp_huge_get_and_clear(mm, address, pmdp);
-  const anon_exclusive = since(5, 18) && folio_test_anon(f) && PageAnonExclusive(p);
+  const anon_exclusive = since(5, 19) && folio_test_anon(f) && PageAnonExclusive(p);
   if (anon_exclusive && folio_try_share_anon_rmap(f, p)) {
     yield* set_pmd_at(mm, address, pmdp, pmdval);
     recordFailure(f, -EAGAIN, 'exclusive anonymous folio may be DMA-pinned: its mapping stays');
@@ -640,7 +544,7 @@ function* set_pmd_migration_entry(
     if (pte_young(pmdval)) entry = make_migration_entry_young(entry);
     if (pte_dirty(pmdval)) entry = make_migration_entry_dirty(entry);
   }
-  yield* set_pmd_at(mm, address, pmdp, swp_entry_to_pte(entry));
+  yield* set_pmd_at(mm, address, pmdp, swp_entry_to_pmd(entry));
   folio_remove_rmap_pmd(f, vma);
   folio_put(f);
   return 0;
@@ -683,7 +587,7 @@ function* try_to_migrate_one(f: folio, vma: vm_area_struct, _flags: number): Op<
     }
     const subpage = (f + i) as page;
     if (pte_pfn(v) !== subpage) continue;
-    const anon_exclusive = since(5, 18) && folio_test_anon(f) && PageAnonExclusive(subpage);
+    const anon_exclusive = since(5, 19) && folio_test_anon(f) && PageAnonExclusive(subpage);
     // ptep_clear_flush(): the PTE is cleared and the TLB flushed.
     const pteval = yield* ptep_get_and_clear(mm, a, s.ptr, 'ptep_clear_flush');
     if (pte_dirty(pteval)) folio_set_dirty_flag(f);
@@ -739,7 +643,7 @@ export function* try_to_migrate(f: folio, flags: number): Op<void> {
  * remove_migration_pte(folio, vma, addr, old): turns every migration entry of vma that
  * names a page of `old` into a present entry for the matching page of `dst`: a folio
  * reference, the rmap, vm_page_prot plus write for writable entries, young/dirty from
- * the entry (v6.1+; always old before), exclusivity from the entry (v5.18+).
+ * the entry (v6.1+; always old before), exclusivity from the entry (v5.19+, 6c287605fd56).
  * @kernel mm/migrate.c:remove_migration_pte, mm/huge_memory.c:remove_migration_pmd
  *   (all versions)
  * Locking: takes each PTE/PMD lock.
@@ -764,7 +668,7 @@ function* remove_migration_pte(dst: folio, vma: vm_area_struct, old: folio): Op<
     if (!is_swap_pte(v) || !is_migration_entry(v)) continue;
     const entry = pte_to_swp_entry(v);
     if (s.level === 'pmd') {
-      if (swp_offset(entry) !== old) continue;
+      if (swp_offset_pfn(entry) !== old) continue;
       // remove_migration_pmd()
       folio_get(dst);
       let pmde = pte_mkhuge(pfn_pte(dst, vma.vm_page_prot));
@@ -776,7 +680,7 @@ function* remove_migration_pte(dst: folio, vma: vm_area_struct, old: folio): Op<
         pmde = pte_mkold(pmde);
       }
       if (anon) {
-        const excl = since(5, 18) && !is_readable_migration_entry(entry);
+        const excl = since(5, 19) && !is_readable_migration_entry(entry);
         folio_add_anon_rmap_pmd(dst, vma, excl ? RMAP_EXCLUSIVE : RMAP_NONE);
         // __folio_add_anon_rmap(RMAP_LEVEL_PMD): only the head carries the bit.
         if (excl) SetPageAnonExclusive(dst as number as page);
@@ -786,7 +690,7 @@ function* remove_migration_pte(dst: folio, vma: vm_area_struct, old: folio): Op<
       yield* set_pmd_at(mm, a - i * 4096, s.ptr, pmde);
       break;
     }
-    if (swp_offset(entry) !== old + i) continue;
+    if (swp_offset_pfn(entry) !== old + i) continue;
     const np = (dst + i) as page;
     folio_get(dst);
     let pte = pfn_pte(np, vma.vm_page_prot);
@@ -798,7 +702,7 @@ function* remove_migration_pte(dst: folio, vma: vm_area_struct, old: folio): Op<
     }
     if (is_writable_migration_entry(entry)) pte = pte_mkwrite(pte);
     if (anon) {
-      const excl = since(5, 18) && !is_readable_migration_entry(entry);
+      const excl = since(5, 19) && !is_readable_migration_entry(entry);
       folio_add_anon_rmap_ptes(dst, np, 1, vma, a, excl ? RMAP_EXCLUSIVE : RMAP_NONE);
     } else {
       folio_add_file_rmap_ptes(dst, np, 1, vma);
@@ -821,10 +725,72 @@ export function* remove_migration_ptes(src: folio, dst: folio, locked: boolean):
 }
 
 /**
- * migration_entry_wait(mm, pmd, address): a fault found a migration entry: wait until
- * the migration finishes (the old folio is unlocked), then return so the fault retries.
- * @kernel mm/migrate.c:migration_entry_wait, mm/filemap.c:migration_entry_wait_on_locked
- *   (all versions)
+ * migration_entry_wait_on_locked(entry, ptl): drops the page-table lock and sleeps until
+ * the folio the entry names is unlocked (the end of its migration), without a reference.
+ * @kernel mm/filemap.c:migration_entry_wait_on_locked (v5.19+, ffa65753c431
+ *   "mm/migrate.c: rework migration_entry_wait() to not take a pageref")
+ * Locking: ptl held on entry, released on return.
+ */
+function* migration_entry_wait_on_locked(entry: swp_entry_t, ptl: spinlock_t): Op<void> {
+  const f = pfn_swap_entry_folio(entry);
+  yield* spin_unlock(ptl);
+  yield {
+    obj: folioLockObj(f),
+    kind: 'read',
+    what: 'migration_entry_wait_on_locked',
+    enabled: () => !folio_test_locked(f),
+  };
+}
+
+/**
+ * put_and_wait_on_page_locked(page): queues the task on the page's lock bit, drops the
+ * caller's reference, then sleeps until the page is unlocked (one wake-up, no re-check).
+ * @kernel mm/filemap.c:put_and_wait_on_page_locked, wait_on_page_bit_common(DROP)
+ *   (v5.0-v5.18)
+ * Locking: none held; the caller holds a reference, which is gone on return.
+ */
+function* put_and_wait_on_page_locked(f: folio): Op<void> {
+  yield { obj: folioLockObj(f), kind: 'read', what: 'put_and_wait_on_page_locked' };
+  const bit_is_set = folio_test_locked(f);
+  folio_put(f);
+  if (!bit_is_set) return;
+  yield {
+    obj: folioLockObj(f),
+    kind: 'read',
+    what: 'put_and_wait_on_page_locked',
+    enabled: () => !folio_test_locked(f),
+  };
+}
+
+/**
+ * Waits out a migration entry found under `ptl` (the common tail of
+ * __migration_entry_wait and pmd_migration_entry_wait): from v5.19 without a reference
+ * (migration_entry_wait_on_locked); before, with a reference taken under the lock
+ * (get_page_unless_zero: "just fault again" when it is zero) and dropped by
+ * put_and_wait_on_page_locked, so between the two the folio has one reference more than
+ * its mappings and a migration that checks the refcount then fails with -EAGAIN.
+ * Locking: ptl held on entry, released on return.
+ */
+function* wait_on_migration_entry(entry: swp_entry_t, ptl: spinlock_t): Op<void> {
+  if (since(5, 19)) {
+    yield* migration_entry_wait_on_locked(entry, ptl);
+    return;
+  }
+  const f = pfn_swap_entry_folio(entry);
+  if (!folio_try_get(f)) {
+    yield* spin_unlock(ptl);
+    return;
+  }
+  yield* spin_unlock(ptl);
+  yield* put_and_wait_on_page_locked(f);
+}
+
+/**
+ * migration_entry_wait(mm, pmd, address): a fault found a PTE migration entry: if the
+ * PTE still holds one, wait until the migration finishes (the old folio is unlocked),
+ * then return so the fault retries.
+ * @kernel mm/migrate.c:migration_entry_wait, __migration_entry_wait (all versions; the
+ *   reference-free wait v5.19+, ffa65753c431; pte_offset_map_lock may fail v6.5+)
  * Locking: mmap_lock (or the VMA lock) held for read; takes and drops the PTE lock.
  */
 export function* migration_entry_wait(mm: mm_struct, pmdp: pmd_t_ptr, address: number): Op<void> {
@@ -836,14 +802,24 @@ export function* migration_entry_wait(mm: mm_struct, pmdp: pmd_t_ptr, address: n
     yield* pte_unmap_unlock(ptep, ptl);
     return;
   }
-  const f = pfn_swap_entry_folio(pte_to_swp_entry(pte));
-  yield* pte_unmap_unlock(ptep, ptl);
-  yield {
-    obj: folioLockObj(f),
-    kind: 'read',
-    what: 'migration_entry_wait_on_locked',
-    enabled: () => !folio_test_locked(f),
-  };
+  yield* wait_on_migration_entry(pte_to_swp_entry(pte), ptl);
+}
+
+/**
+ * pmd_migration_entry_wait(mm, pmd): a fault found a PMD migration entry: wait, under the
+ * same rules as migration_entry_wait, if the PMD still holds one.
+ * @kernel mm/migrate.c:pmd_migration_entry_wait (all versions, CONFIG_ARCH_ENABLE_THP_MIGRATION;
+ *   the reference-free wait v5.19+)
+ * Locking: mmap_lock held for read; takes and drops the PMD lock.
+ */
+export function* pmd_migration_entry_wait(mm: mm_struct, pmdp: pmd_t_ptr): Op<void> {
+  const ptl = yield* pmd_lock(mm, pmdp);
+  const pmd = ptep_get(pmdp);
+  if (!is_pmd_migration_entry(pmd)) {
+    yield* spin_unlock(ptl);
+    return;
+  }
+  yield* wait_on_migration_entry(pmd_to_swp_entry(pmd), ptl);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -926,7 +902,10 @@ export function folio_migrate_flags(newfolio: folio, f: folio): void {
  */
 function* __migrate_folio(mapping: address_space | null, dst: folio, src: folio): Op<number> {
   const expected_count = folio_expected_refs(mapping, src);
-  // Check whether src does not have extra refs before we do more work.
+  // Check whether src does not have extra refs before we do more work. The read of the
+  // refcount is a scheduling point: a racing get (GUP, a v5.x migration-entry waiter) may
+  // land just before it.
+  yield { obj: `pfn${src}.refcount`, kind: 'read', what: 'folio_ref_count' };
   if (folio_ref_count(src) !== expected_count) {
     recordFailure(src, -EAGAIN, 'extra references: refcount differs from folio_expected_refs()');
     return -EAGAIN;

@@ -110,6 +110,66 @@ function barFile(): file {
   });
 }
 
+import type { Runner } from '../../sched/index.js';
+import type { folio, page } from '../include/linux/mm_types.js';
+import { PageAnonExclusive } from '../include/linux/page-flags.js';
+import { pgd_offset, pmd_index, pud_index, walkToLeaf } from '../include/linux/pgtable.js';
+import { pmd_leaf } from '../arch/x86/include/asm/pgtable.js';
+import {
+  is_pmd_migration_entry,
+  is_readable_exclusive_migration_entry,
+  is_readable_migration_entry,
+  is_writable_migration_entry,
+  swp_offset,
+  SWP_MIG_DIRTY,
+  SWP_MIG_YOUNG,
+} from '../include/linux/swapops.js';
+import { GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
+import {
+  alloc_migration_target,
+  folio_isolate_lru,
+  migrate_pages,
+  MIGRATE_SYNC,
+  MR_SYSCALL,
+} from './migrate.js';
+
+/** The PMD entry of addr (a PMD migration entry is neither a leaf nor a table). */
+function pmdAt(mm: mm_struct, addr: number): pteval_t {
+  const pgd = pgd_offset(mm, addr);
+  const pmdT = pgd.t.children![pgd.i]!.children![pud_index(addr)]!;
+  return pmdT.entries[pmd_index(addr)]!;
+}
+
+/**
+ * Starts migrate_pages() of the folio mapped at `addr` (PTE or PMD leaf; isolated first)
+ * in thread 0 of a runner, and stops it once try_to_migrate has replaced the mappings by
+ * migration entries and dropped the page-table lock: its next step is the reference check
+ * of __migrate_folio.
+ */
+function startMigration(k: Kernel, mm: mm_struct, addr: number) {
+  const src = pte_pfn(ptep_get(walkToLeaf(mm, addr)!.ptr)) as folio;
+  expect(folio_isolate_lru(src)).toBe(true);
+  const r: Runner = k.runner();
+  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
+  r.spawn(
+    'migrate',
+    migrate_pages([src], alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
+  );
+  for (;;) {
+    const p = r.threads[0]!.pending!;
+    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    expect(r.step(0)).toBe(true);
+  }
+  return { r, src };
+}
+
+/** Runs thread tid alone until it ends. */
+function runThread(r: Runner, tid: number): unknown {
+  while (!r.threads[tid]!.done) expect(r.step(tid)).toBe(true);
+  if (r.threads[tid]!.error) throw r.threads[tid]!.error;
+  return r.threads[tid]!.result;
+}
+
 describe('do_mprotect_pkey', () => {
   it('mprotect(PROT_READ) makes writes fault and then SIGSEGV; reads and pfns stay', () => {
     const k = boot();
@@ -296,5 +356,89 @@ describe('do_mprotect_pkey', () => {
       -EACCES,
     );
     expect(runAs(k, t, do_mprotect_pkey(mm, 0x10000000, 0x1000, PROT_READ))).toBe(0);
+  });
+});
+
+describe('change_pte_range', () => {
+  for (const v of ['5.15', '6.12']) {
+    it(`(${v}) mprotect(PROT_READ) during a migration turns the writable migration entry read-only (readable-exclusive for anon v5.19+); the restored PTE is read-only and a write gets SIGSEGV`, () => {
+      const k = boot(v);
+      const t = create_user_task('t');
+      const mm = t.mm!;
+      // 0x10000000: one anonymous page, written (writable, dirty, young).
+      mmapAnonAt(k, t, 0x10000000, 0x1000);
+      expect(write(k, t, 0x10000000, 0x71).kind).toBe('ok');
+      const { r, src } = startMigration(k, mm, 0x10000000);
+      const before = pteAt(mm, 0x10000000);
+      expect(is_writable_migration_entry(before)).toBe(true);
+      r.spawn('mprotect', do_mprotect_pkey(mm, 0x10000000, 0x1000, PROT_READ), t);
+      expect(runThread(r, 1)).toBe(0);
+      const e = pteAt(mm, 0x10000000);
+      if (v === '6.12') expect(is_readable_exclusive_migration_entry(e)).toBe(true);
+      else expect(is_readable_migration_entry(e)).toBe(true);
+      // The offset (pfn and, v6.1+, the young/dirty bits) is kept.
+      expect(swp_offset(e)).toBe(swp_offset(before));
+      if (v === '6.12') expect(swp_offset(e)).toBe(src + SWP_MIG_YOUNG + SWP_MIG_DIRTY);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      const pte = pteAt(mm, 0x10000000);
+      expect(pte_pfn(pte)).not.toBe(src);
+      expect(pte_write(pte)).toBe(false);
+      if (v === '6.12') expect(PageAnonExclusive(pte_pfn(pte) as page)).toBe(true);
+      expect(write(k, t, 0x10000000, 0x72)).toEqual({
+        kind: 'SIGSEGV',
+        si_code: 'SEGV_ACCERR',
+        addr: 0x10000000,
+      });
+      const rd = runAs(k, t, cpu_user_read(t, 0x10000000, 1));
+      expect(rd.kind === 'ok' && rd.data[0]).toBe(0x71);
+    });
+  }
+
+  it('(6.12) the downgrade happens whatever the new protection: mprotect keeping PROT_WRITE (adding PROT_EXEC) still restores a read-only PTE; the next write reuses the exclusive page in place', () => {
+    const k = boot('6.12');
+    const t = create_user_task('t');
+    const mm = t.mm!;
+    mmapAnonAt(k, t, 0x10000000, 0x1000);
+    expect(write(k, t, 0x10000000, 0x71).kind).toBe('ok');
+    const { r } = startMigration(k, mm, 0x10000000);
+    r.spawn(
+      'mprotect',
+      do_mprotect_pkey(mm, 0x10000000, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC),
+      t,
+    );
+    expect(runThread(r, 1)).toBe(0);
+    expect(is_readable_exclusive_migration_entry(pteAt(mm, 0x10000000))).toBe(true);
+    expect(r.run().status).toBe('done');
+    const dst = pte_pfn(pteAt(mm, 0x10000000));
+    expect(pte_write(pteAt(mm, 0x10000000))).toBe(false);
+    expect(write(k, t, 0x10000000, 0x73).kind).toBe('ok');
+    expect(pte_pfn(pteAt(mm, 0x10000000))).toBe(dst);
+    expect(pte_write(pteAt(mm, 0x10000000))).toBe(true);
+  });
+});
+
+describe('change_huge_pmd', () => {
+  it('(6.12) a PMD migration entry of a THP made PROT_READ becomes readable-exclusive; the restored PMD leaf is read-only', () => {
+    const k = boot('6.12');
+    const t = create_user_task('t');
+    const mm = t.mm!;
+    // 0x40000000..0x40200000: one PMD-mapped anonymous THP.
+    mmapAnonAt(k, t, 0x40000000, 0x200000);
+    expect(write(k, t, 0x40000000, 0x55).kind).toBe('ok');
+    expect(walkToLeaf(mm, 0x40000000)!.level).toBe('pmd');
+    const { r, src } = startMigration(k, mm, 0x40000000);
+    expect(is_pmd_migration_entry(pmdAt(mm, 0x40000000))).toBe(true);
+    expect(is_writable_migration_entry(pmdAt(mm, 0x40000000))).toBe(true);
+    r.spawn('mprotect', do_mprotect_pkey(mm, 0x40000000, 0x200000, PROT_READ), t);
+    expect(runThread(r, 1)).toBe(0);
+    expect(is_readable_exclusive_migration_entry(pmdAt(mm, 0x40000000))).toBe(true);
+    expect(r.run().status).toBe('done');
+    const l = walkToLeaf(mm, 0x40000000)!;
+    expect(l.level).toBe('pmd');
+    const pmd = ptep_get(l.ptr);
+    expect(pmd_leaf(pmd) && !pte_write(pmd)).toBe(true);
+    expect(pte_pfn(pmd)).not.toBe(src);
+    expect(write(k, t, 0x40001000, 1).kind).toBe('SIGSEGV');
   });
 });

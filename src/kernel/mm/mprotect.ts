@@ -19,6 +19,10 @@
  *   be dirty);
  * - VM_PFNMAP|VM_MIXEDMAP ranges made PROT_NONE are checked with pfn_modify_allowed
  *   (L1TF) first: -EACCES.
+ * - migration entries (PTE and PMD): a writable one becomes readable (readable-exclusive
+ *   for an anonymous folio, v5.19+) whatever the new protection ("A protection check is
+ *   difficult so just be safe and disable write"), so remove_migration_ptes never
+ *   restores a writable entry the VMA no longer allows; other entries stay as they are.
  *
  * Left out: protection keys (pkey must be -1), READ_IMPLIES_EXEC, PROT_GROWSUP (x86 has
  * no VM_GROWSUP), vm_ops->mprotect (SGX), security_file_mprotect, commit accounting and
@@ -32,6 +36,7 @@
 import type { Op } from '../../sched/index.js';
 import type {
   entry_ptr,
+  folio,
   mm_struct,
   pmd_t_ptr,
   pte_t_ptr,
@@ -66,6 +71,7 @@ import {
   _PAGE_PSE,
   _PAGE_SPECIAL,
   __pte,
+  HPAGE_PMD_NR,
   PAGE_SIZE,
   PGDIR_SIZE,
   PMD_SIZE,
@@ -85,7 +91,6 @@ import {
 import {
   pmd_none,
   pmd_leaf,
-  pmd_present,
   pud_leaf,
   pud_none,
   pgd_none,
@@ -116,9 +121,24 @@ import {
 } from '../include/linux/pgtable.js';
 import { spin_unlock } from '../include/linux/spinlock.js';
 import { mmap_write_lock, mmap_write_unlock } from '../include/linux/mmap_lock.js';
-import { BUG_ON, WARN_ON_ONCE } from '../kernel/panic.js';
+import { BUG_ON, VM_BUG_ON, WARN_ON_ONCE } from '../kernel/panic.js';
 import { pr_err } from '../kernel/printk.js';
-import { PageAnon, PageAnonExclusive } from '../include/linux/page-flags.js';
+import { PageAnon, PageAnonExclusive, folio_test_anon } from '../include/linux/page-flags.js';
+import {
+  is_pmd_migration_entry,
+  is_swap_pmd,
+  is_swap_pte,
+  is_writable_migration_entry,
+  make_readable_exclusive_migration_entry,
+  make_readable_migration_entry,
+  pfn_swap_entry_folio,
+  pmd_to_swp_entry,
+  pte_to_swp_entry,
+  swp_entry_to_pmd,
+  swp_entry_to_pte,
+  swp_offset,
+  type swp_entry_t,
+} from '../include/linux/swapops.js';
 import { since } from '../version.js';
 import {
   MMU_NOTIFY_PROTECTION_VMA,
@@ -221,9 +241,23 @@ export function can_change_pte_writable(vma: vm_area_struct, addr: number, pte: 
 }
 
 /**
+ * The read-only kind a writable migration entry becomes in mprotect: readable-exclusive
+ * for an anonymous folio (v5.19+, 6c287605fd56), readable otherwise; the offset, with its
+ * A/D bits, is kept.
+ * @kernel mm/mprotect.c:change_pte_range, mm/huge_memory.c:change_huge_pmd (the
+ *   is_writable_migration_entry branch; make_migration_entry_read before v5.14)
+ */
+function make_readable_migration_entry_for(f: folio, entry: swp_entry_t): swp_entry_t {
+  if (since(5, 19) && folio_test_anon(f))
+    return make_readable_exclusive_migration_entry(swp_offset(entry));
+  return make_readable_migration_entry(swp_offset(entry));
+}
+
+/**
  * change_pte_range(tlb, vma, pmd, addr, end, newprot, cp_flags): rewrites each present
  * PTE under the table's lock: ptep_modify_prot_start (the entry is cleared, so a
- * lockless reader may see it empty), pte_modify, the optional write upgrade, commit.
+ * lockless reader may see it empty), pte_modify, the optional write upgrade, commit. A
+ * writable migration entry becomes a read-only one (counted as changed).
  * @kernel mm/mprotect.c:change_pte_range (v5.7+)
  * Locking: takes and releases the PTE table's lock.
  * Return: entries changed, or -EAGAIN when the table went away before the lock.
@@ -269,8 +303,22 @@ function* change_pte_range(
       tlb.start = Math.min(tlb.start, addr);
       tlb.end = Math.max(tlb.end, addr + PAGE_SIZE);
       pages++;
+    } else if (is_swap_pte(oldpte)) {
+      let entry = pte_to_swp_entry(oldpte);
+      let newpte: pteval_t;
+      if (is_writable_migration_entry(entry)) {
+        // A protection check is difficult so just be safe and disable write.
+        entry = make_readable_migration_entry_for(pfn_swap_entry_folio(entry), entry);
+        newpte = swp_entry_to_pte(entry);
+      } else {
+        newpte = oldpte;
+      }
+      if (newpte !== oldpte) {
+        yield* set_pte_at(mm, addr, ptep, newpte);
+        pages++;
+      }
     } else {
-      // It must be a none page (the model makes no swap entries).
+      // It must be an none page, or what else?..
       WARN_ON_ONCE(!pte_none(oldpte));
     }
   } while (((addr += PAGE_SIZE), i++, addr !== end));
@@ -298,11 +346,13 @@ function can_change_pmd_writable(vma: vm_area_struct, addr: number, pmd: pteval_
  * change_huge_pmd(tlb, vma, pmd, addr, newprot, cp_flags): a PMD leaf covering the whole
  * span gets the new protection under the PMD lock; the entry is invalidated (not
  * cleared) first, so it never reads as none. Special (pfnmap) leaves keep their pfn and
- * cache mode; THP leaves keep their folio (no refcount or mapping change).
+ * cache mode; THP leaves keep their folio (no refcount or mapping change). A PMD
+ * migration entry that is writable becomes read-only, nothing else.
  * @kernel mm/huge_memory.c:change_huge_pmd (v5.7+)
  * Locking: takes and releases the PMD lock.
- * Return: HPAGE_PMD_NR when changed, 0 when no longer a leaf.
- * Model: lives here with its only caller; migration entries and prot_numa left out.
+ * Return: HPAGE_PMD_NR when changed, 1 for a migration entry (handled, no TLB flush),
+ *   0 when no longer a leaf.
+ * Model: lives here with its only caller; prot_numa and uffd-wp left out.
  */
 export function* change_huge_pmd(
   tlb: mmu_gather,
@@ -313,8 +363,23 @@ export function* change_huge_pmd(
   cp_flags: number,
 ): Op<number> {
   const mm = vma.vm_mm;
+  // __pmd_trans_huge_lock(): a huge leaf or a swap PMD.
   const ptl = yield* pmd_lock(mm, pmdp);
   const cur = ptep_get(pmdp);
+  if (is_swap_pmd(cur)) {
+    // CONFIG_ARCH_ENABLE_THP_MIGRATION: a PMD migration entry.
+    let entry = pmd_to_swp_entry(cur);
+    VM_BUG_ON(!is_pmd_migration_entry(cur), 'VM_BUG_ON(!is_pmd_migration_entry(*pmd))');
+    let newpmd = cur;
+    if (is_writable_migration_entry(entry)) {
+      // A protection check is difficult so just be safe and disable write.
+      entry = make_readable_migration_entry_for(pfn_swap_entry_folio(entry), entry);
+      newpmd = swp_entry_to_pmd(entry);
+    }
+    if (newpmd !== cur) yield* set_pmd_at(mm, addr, pmdp, newpmd);
+    yield* spin_unlock(ptl);
+    return 1;
+  }
   if (!pmd_leaf(cur)) {
     yield* spin_unlock(ptl);
     return 0;
@@ -335,7 +400,7 @@ export function* change_huge_pmd(
   tlb.start = Math.min(tlb.start, addr);
   tlb.end = Math.max(tlb.end, addr + HPAGE_PMD_SIZE);
   yield* spin_unlock(ptl);
-  return 512;
+  return HPAGE_PMD_NR;
 }
 
 /**
@@ -407,10 +472,10 @@ function* lazy_range_end(lr: lazy_range): Op<void> {
 }
 
 /**
- * change_pmd_range: PMD leaves covering the span go to change_huge_pmd, partly covered
- * ones are split first; PTE tables to change_pte_range. Up to v6.11 the
- * MMU_NOTIFY_PROTECTION_VMA range starts here, at the first populated pmd, and covers
- * [that address, end).
+ * change_pmd_range: PMD leaves and PMD migration entries covering the span go to
+ * change_huge_pmd, partly covered ones are split first; PTE tables to change_pte_range.
+ * Up to v6.11 the MMU_NOTIFY_PROTECTION_VMA range starts here, at the first populated
+ * pmd, and covers [that address, end).
  * @kernel mm/mprotect.c:change_pmd_range (v5.7+; notifier moved to change_pud_range in
  *   v6.12, "mm/mprotect: push mmu notifier to PUDs")
  * Locking: mmap_lock held for write.
@@ -436,14 +501,14 @@ function* change_pmd_range(
       if (pmd_none(ptep_get(pmdp))) break;
       if (!since(6, 12)) yield* lazy_range_start(lr, vma, addr, end);
       const v = yield* pmdp_get_lockless(pmdp);
-      if (pmd_leaf(v) || (!pmd_none(v) && !pmd_present(v))) {
+      if (is_swap_pmd(v) || pmd_leaf(v)) {
         if (next - addr !== HPAGE_PMD_SIZE) {
           yield* __split_huge_pmd(vma, pmdp, addr, false);
           // For file-backed VMAs the pmd could have been cleared.
         } else {
           const ret = yield* change_huge_pmd(tlb, vma, pmdp, addr, newprot, cp_flags);
           if (ret) {
-            pages += ret;
+            if (ret === HPAGE_PMD_NR) pages += HPAGE_PMD_NR;
             break; // huge pmd was handled
           }
         }

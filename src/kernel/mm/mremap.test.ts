@@ -142,6 +142,60 @@ function mmapDrv(k: Kernel, t: task_struct, f: file, addr: number, len: number):
   return a;
 }
 
+import type { Runner } from '../../sched/index.js';
+import { pgd_offset, pmd_index, pud_index, walkToLeaf } from '../include/linux/pgtable.js';
+import {
+  is_migration_entry,
+  is_pmd_migration_entry,
+  is_writable_migration_entry,
+  swp_offset_pfn,
+} from '../include/linux/swapops.js';
+import { GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
+import {
+  alloc_migration_target,
+  folio_isolate_lru,
+  migrate_pages,
+  MIGRATE_SYNC,
+  MR_SYSCALL,
+} from './migrate.js';
+
+/** The PMD entry of addr (a PMD migration entry is neither a leaf nor a table). */
+function pmdAt(mm: mm_struct, addr: number): pteval_t {
+  const pgd = pgd_offset(mm, addr);
+  const pmdT = pgd.t.children![pgd.i]!.children![pud_index(addr)]!;
+  return pmdT.entries[pmd_index(addr)]!;
+}
+
+/**
+ * Starts migrate_pages() of the folio mapped at `addr` (PTE or PMD leaf; isolated first)
+ * in thread 0 of a runner, and stops it once try_to_migrate has replaced the mappings by
+ * migration entries and dropped the page-table lock: its next step is the reference check
+ * of __migrate_folio.
+ */
+function startMigration(k: Kernel, mm: mm_struct, addr: number) {
+  const src = pte_pfn(ptep_get(walkToLeaf(mm, addr)!.ptr)) as folio;
+  expect(folio_isolate_lru(src)).toBe(true);
+  const r: Runner = k.runner();
+  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
+  r.spawn(
+    'migrate',
+    migrate_pages([src], alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
+  );
+  for (;;) {
+    const p = r.threads[0]!.pending!;
+    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    expect(r.step(0)).toBe(true);
+  }
+  return { r, src };
+}
+
+/** Runs thread tid alone until it ends. */
+function runThread(r: Runner, tid: number): unknown {
+  while (!r.threads[tid]!.done) expect(r.step(tid)).toBe(true);
+  if (r.threads[tid]!.error) throw r.threads[tid]!.error;
+  return r.threads[tid]!.result;
+}
+
 describe('do_mremap', () => {
   it('R-VMA-1: growing a VM_DONTEXPAND VMA is -EFAULT, in place or with MREMAP_MAYMOVE', () => {
     const k = boot();
@@ -323,5 +377,68 @@ describe('do_mremap', () => {
       expect(runAs(k, t, do_mremap(t.mm!, 0x10000000, 0x1000, 0x2000, 0))).toBe(-EFAULT);
       expect(t.mm!.mmap_lock.isLocked()).toBe(false);
     }
+  });
+});
+
+describe('move_ptes', () => {
+  for (const v of ['5.10', '6.12']) {
+    it(`(${v}) mremap of a page under migration moves its migration entry like any entry; the migration then maps the new frame at the new address`, () => {
+      const k = boot(v);
+      const t = create_user_task('t');
+      const mm = t.mm!;
+      // 0x10000000 (one written page) moves to 0x30000000.
+      mmapAnonAt(k, t, 0x10000000, 0x1000);
+      write(k, t, 0x10000000, 0x44);
+      const { r, src } = startMigration(k, mm, 0x10000000);
+      const entry = pteAt(mm, 0x10000000);
+      r.spawn(
+        'mremap',
+        do_mremap(mm, 0x10000000, 0x1000, 0x1000, MREMAP_MAYMOVE | MREMAP_FIXED, 0x30000000),
+        t,
+      );
+      expect(runThread(r, 1)).toBe(0x30000000);
+      expect(pteAt(mm, 0x10000000)).toBe(0);
+      expect(pteAt(mm, 0x30000000)).toBe(entry);
+      expect(swp_offset_pfn(pteAt(mm, 0x30000000))).toBe(src);
+      expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(1);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      const dst = pte_pfn(pteAt(mm, 0x30000000));
+      expect(dst).not.toBe(src);
+      expect(page_mapcount(dst as page)).toBe(1);
+      expect(page_is_free(src as number as page)).toBe(true);
+      expect(read(k, t, 0x30000000)).toBe(0x44);
+    });
+  }
+});
+
+describe('move_page_tables', () => {
+  it('(6.12) mremap of a THP under migration splits the PMD migration entry and moves the 512 PTE migration entries; the new folio is mapped by PTEs at the new address', () => {
+    const k = boot('6.12');
+    const t = create_user_task('t');
+    const mm = t.mm!;
+    // 0x40000000..0x40200000: one PMD-mapped THP; it moves to 0x80000000.
+    mmapAnonAt(k, t, 0x40000000, 0x200000);
+    write(k, t, 0x40000000 + 0x5000, 0x66);
+    expect(walkToLeaf(mm, 0x40000000)!.level).toBe('pmd');
+    const { r, src } = startMigration(k, mm, 0x40000000);
+    expect(is_pmd_migration_entry(pmdAt(mm, 0x40000000))).toBe(true);
+    r.spawn(
+      'mremap',
+      do_mremap(mm, 0x40000000, 0x200000, 0x200000, MREMAP_MAYMOVE | MREMAP_FIXED, 0x80000000),
+      t,
+    );
+    expect(runThread(r, 1)).toBe(0x80000000);
+    expect(is_writable_migration_entry(pteAt(mm, 0x80000000))).toBe(true);
+    expect(is_migration_entry(pteAt(mm, 0x801ff000))).toBe(true);
+    expect(swp_offset_pfn(pteAt(mm, 0x80005000))).toBe(src + 5);
+    expect(get_mm_counter(mm, MM_ANONPAGES)).toBe(512);
+    expect(r.run().status).toBe('done');
+    expect(r.threads[0]!.result).toBe(0);
+    const dst = pte_pfn(pteAt(mm, 0x80000000));
+    expect(dst).not.toBe(src);
+    expect(pte_pfn(pteAt(mm, 0x801ff000))).toBe(dst + 511);
+    expect(page_ref_count(dst as page)).toBe(512);
+    expect(read(k, t, 0x80005000)).toBe(0x66);
   });
 });

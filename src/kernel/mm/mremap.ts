@@ -18,7 +18,13 @@
  * PMD-aligned; the model moves the entries one by one, which ends with the same entries
  * at the same addresses but different table pages), VMA merging on expand or copy,
  * mm_populate of the grown part of a VM_LOCKED mapping, try_realign_addr. A THP PMD
- * leaf is split and its PTEs moved (the kernel moves the leaf with move_huge_pmd).
+ * leaf is split and its PTEs moved (the kernel moves the leaf with move_huge_pmd), and so
+ * is a PMD migration entry (split into 512 PTE migration entries, which move like any
+ * entry; the kernel moves the entry whole when the extent is a whole PMD).
+ *
+ * Migration entries move like any entry (move_ptes copies the value; soft-dirty is not
+ * modelled), so remove_migration_ptes later finds them at the new address: the new VMA
+ * keeps vm_pgoff and anon_vma, and the rmap walk computes the same address.
  *
  * @kernel mm/mremap.c (v5.7+)
  */
@@ -48,10 +54,10 @@ import {
   native_pte_val,
   pte_none,
 } from '../arch/x86/include/asm/pgtable_types.js';
+import { is_swap_pmd } from '../include/linux/swapops.js';
 import {
   pmd_leaf,
   pmd_none,
-  pmd_present,
   pud_bad,
   pud_leaf,
   pud_none,
@@ -233,7 +239,7 @@ function* alloc_new_pmd(mm: mm_struct, addr: number): Op<pmd_t_ptr | null> {
 /**
  * move_ptes(vma, old_pmd, old_addr, old_end, new_vma, new_pmd, new_addr): moves the
  * entries of one PTE table span under both tables' locks: each old entry is cleared
- * and set at the new address unchanged (pfn, flags, special bit).
+ * and set at the new address unchanged (pfn, flags, special bit; a migration entry too).
  * @kernel mm/mremap.c:move_ptes (v5.7+; -EAGAIN retry v6.5+)
  * Locking: mmap_lock held for write; takes the old then the new PTE table lock.
  * Return: 0, or -EAGAIN when the old table went away.
@@ -307,8 +313,8 @@ function* move_huge_leaf(
  * move_page_tables(vma, old_addr, new_vma, new_addr, len): moves every entry of
  * [old_addr, old_addr+len) to the same offsets from new_addr, inside an MMU_NOTIFY_UNMAP
  * range over the old addresses. PMD/PUD leaves of special VMAs move whole when the
- * extent allows, else are split (a special leaf is just cleared); THP leaves are split
- * and their PTEs moved.
+ * extent allows, else are split (a special leaf is just cleared); THP leaves and PMD
+ * migration entries are split and their PTEs moved.
  * @kernel mm/mremap.c:move_page_tables (v5.7+)
  * Locking: mmap_lock held for write.
  * Return: the number of bytes moved (less than len only when a table allocation failed).
@@ -344,7 +350,7 @@ export function* move_page_tables(
     if (!new_pmd) break;
     for (;;) {
       const v = ptep_get(old_pmd);
-      if (pmd_leaf(v) || (!pmd_none(v) && !pmd_present(v))) {
+      if (is_swap_pmd(v) || pmd_leaf(v)) {
         if (
           extent === HPAGE_PMD_SIZE &&
           vma_is_special_huge(vma) &&

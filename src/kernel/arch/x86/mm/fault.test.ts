@@ -65,6 +65,45 @@ function mmapAnon(env: Env, addr: number, len: number, prot: number): void {
   );
 }
 
+import type { Runner } from '../../../../sched/index.js';
+import type { folio, page } from '../../../include/linux/mm_types.js';
+import { page_ref_count } from '../../../include/linux/page_ref.js';
+import { pte_present } from '../include/asm/pgtable_types.js';
+import { is_migration_entry } from '../../../include/linux/swapops.js';
+import { GFP_USER, __GFP_MOVABLE, page_is_free } from '../../../mm/page_alloc.js';
+import { phys_read } from '../../../mm/sparse.js';
+import {
+  alloc_migration_target,
+  folio_isolate_lru,
+  migrate_pages,
+  MIGRATE_SYNC,
+  MR_SYSCALL,
+} from '../../../mm/migrate.js';
+
+const pteOf = (env: Env, addr: number): number => ptep_get(walkToPte(env.task.mm!, addr)!);
+
+/**
+ * Starts migrate_pages() of the folio mapped at `addr` (isolated first) in thread 0 of a
+ * runner, and stops it once try_to_migrate has replaced the mappings by migration entries
+ * and dropped the PTE lock: its next step is the reference check of __migrate_folio.
+ */
+function startMigration(env: Env, addr: number) {
+  const src = pte_pfn(pteOf(env, addr)) as folio;
+  expect(folio_isolate_lru(src)).toBe(true);
+  const r: Runner = env.k.runner();
+  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
+  r.spawn(
+    'migrate',
+    migrate_pages([src], alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
+  );
+  for (;;) {
+    const p = r.threads[0]!.pending!;
+    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    expect(r.step(0)).toBe(true);
+  }
+  return { r, src };
+}
+
 describe('access_error', () => {
   const vma = (f: bigint) => ({ vm_flags: f }) as unknown as vm_area_struct;
   it('a write needs VM_WRITE; a read of a present page that faulted is an error; a read needs an accessible VMA', () => {
@@ -162,6 +201,37 @@ describe('cpu_user_read / cpu_user_write (the MMU)', () => {
     expect(r.kind === 'ok' && [...r.data]).toEqual([1, 2, 3, 4]);
     expect(pte_young(ptep_get(p0))).toBe(true);
   });
+
+  for (const v of ['5.7', '5.10', '6.12', '6.18']) {
+    it(`R-REV-5 (${v}): a CPU write racing a migration faults on the migration entry, sleeps until the migration ends, then writes the new frame (the old one is freed untouched)`, () => {
+      const env = boot(v);
+      // 0x10000000: one anonymous page holding 0x61 at offset 0.
+      mmapAnon(env, 0x10000000, 0x1000, PROT_READ | PROT_WRITE);
+      env.run(cpu_user_write(env.task, 0x10000000, new Uint8Array([0x61])));
+      const { r, src } = startMigration(env, 0x10000000);
+      expect(is_migration_entry(pteOf(env, 0x10000000))).toBe(true);
+      r.spawn('writer', cpu_user_write(env.task, 0x10000010, new Uint8Array([0x62])), env.task);
+      const w = r.threads[1]!;
+      while (!w.done && r.enabled().includes(w)) r.step(1);
+      // Blocked on the old folio's lock bit, nothing written yet.
+      expect(w.done).toBe(false);
+      expect(w.pending!.obj).toBe(`folio${src}.lock`);
+      expect(w.pending!.what).toBe(
+        v.startsWith('5.') ? 'put_and_wait_on_page_locked' : 'migration_entry_wait_on_locked',
+      );
+      expect([...phys_read(src * 4096 + 0x10, 1)]).toEqual([0]);
+      expect(page_ref_count(src as number as page)).toBe(1);
+      expect(r.run().status).toBe('done');
+      expect(r.threads[0]!.result).toBe(0);
+      expect(w.result).toEqual({ kind: 'ok' });
+      const v1 = pteOf(env, 0x10000000);
+      const dst = pte_pfn(v1);
+      expect(pte_present(v1) && pte_write(v1) && pte_dirty(v1)).toBe(true);
+      expect(dst).not.toBe(src);
+      expect([...phys_read(dst * 4096, 0x11)].filter((b) => b !== 0)).toEqual([0x61, 0x62]);
+      expect(page_is_free(src as number as page)).toBe(true);
+    });
+  }
 });
 
 describe('copy_from_user', () => {

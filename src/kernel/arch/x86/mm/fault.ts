@@ -6,9 +6,12 @@
  * user-copy helpers kernel code uses (copy_from_user / copy_to_user, and the
  * page-fault-disabled __copy_from_user_inatomic).
  *
- * The CPU functions (cpu_user_read, cpu_user_write) are the model's hardware, not kernel
- * functions. There is no TLB: every access walks the page tables, so stale-TLB windows
- * (an access through an entry already cleared but not yet flushed) are not modelled. A
+ * The CPU functions (cpu_user_read, cpu_user_write) are the model's hardware, not
+ * kernel functions. A migration entry is a not-present entry to the MMU: the access
+ * faults, handle_mm_fault sleeps in migration_entry_wait (or pmd_migration_entry_wait)
+ * until the migration ends and returns 0, and the restarted access walks to the new
+ * frame. There is no TLB: every access walks the page tables, so stale-TLB windows (an
+ * access through an entry already cleared but not yet flushed) are not modelled. A
  * physical address that no range of the machine's map backs reads as zeroes.
  *
  * Left out of do_user_addr_fault: the per-VMA lock path (the mmap_lock path is always
