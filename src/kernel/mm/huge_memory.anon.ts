@@ -23,9 +23,8 @@
  * Left out: khugepaged, deferred split queues and splitting of the folio itself
  * (split_folio: a PMD split keeps the large folio, PTE-mapped), NUMA hinting,
  * userfaultfd, memcg charging, file/shmem THP, DAX, PUD-sized anonymous memory (the
- * kernel has none either), pinned-THP handling at fork (a later issue: the model treats
- * every THP as unpinned in copy_huge_pmd), and on v5.7 the huge COW of
- * do_huge_pmd_wp_page (the model splits as v5.8+ does).
+ * kernel has none either), and on v5.7 the huge COW of do_huge_pmd_wp_page (the model
+ * splits as v5.8+ does).
  *
  * @kernel mm/huge_memory.c, include/linux/huge_mm.h, mm/pgtable-generic.c (all versions,
  *   gates where behaviour changed)
@@ -167,6 +166,7 @@ import {
   type swp_entry_t,
 } from '../include/linux/swapops.js';
 import { vmf_anon_prepare, VM_FAULT_WRITE } from './memory.fault.js';
+import { folio_needs_cow_for_dma } from './memory.copy.js';
 
 /** MMF_DISABLE_THP: prctl(PR_SET_THP_DISABLE) (include/linux/sched/coredump.h). */
 export const MMF_DISABLE_THP = 24;
@@ -971,8 +971,10 @@ export function* zap_huge_pmd(
  * @kernel mm/huge_memory.c:copy_huge_pmd (all versions)
  * Locking: mmap_lock held for write on both mms; takes both PMD locks.
  * Return: 0, -ENOMEM (no table), or -EAGAIN (the PMD is no longer huge: copy PTEs).
- * Left out: the maybe-DMA-pinned THP (folio_try_dup_anon_rmap_pmd -EBUSY ⇒ split and
- *   -EAGAIN), a later issue; soft-dirty and uffd-wp swap bits.
+ * A THP that may be DMA-pinned (folio_needs_cow_for_dma; v5.19+ only when exclusive) is
+ * not shared: the parent's PMD is split and -EAGAIN returned, so copy_pte_range copies
+ * its 4 KiB pages for the child (v5.9+, O-9).
+ * Left out: soft-dirty and uffd-wp swap bits.
  */
 export function* copy_huge_pmd(
   dst_mm: mm_struct,
@@ -1031,6 +1033,23 @@ export function* copy_huge_pmd(
       const f = page_folio(pg);
       VM_BUG_ON(!PageHead(pg), 'VM_BUG_ON_PAGE(!PageHead(src_page), src_page)');
       folio_get(f);
+      // A THP the parent may have pinned is not shared with the child: split the parent's
+      // PMD and let copy_pte_range copy its 4 KiB pages (O-9). v5.9+ (d042035eaeaf "mm/thp:
+      // Split huge pmds/puds if they're pinned when fork()"); from v5.19 only an exclusive
+      // THP (page_try_dup_anon_rmap / folio_try_dup_anon_rmap_pmd -EBUSY).
+      if (
+        since(5, 9) &&
+        (!since(5, 19) || PageAnonExclusive(pg)) &&
+        folio_needs_cow_for_dma(src_vma, f)
+      ) {
+        // Page maybe pinned: split and retry the fault on PTEs.
+        folio_put(f);
+        pagetable_free(dst_mm, pgtable);
+        if (src_ptl !== dst_ptl) yield* spin_unlock(src_ptl);
+        yield* spin_unlock(dst_ptl);
+        yield* __split_huge_pmd(src_vma, src_pmd, addr, false);
+        return -11; // -EAGAIN
+      }
       // folio_try_dup_anon_rmap_pmd (unpinned case): one more PMD mapping, not exclusive.
       folio_add_anon_rmap_pmd(f, dst_vma, RMAP_NONE);
       add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR);

@@ -12,10 +12,13 @@
  * - Pins never make madvise fail: zapping a pinned page only drops the mapping's
  *   reference.
  *
+ * MADV_POPULATE_READ/WRITE (v5.14+) prefault through GUP: faultin_vma_page_range per VMA
+ * of the walk (v5.14-v6.8), faultin_page_range with FOLL_MADV_POPULATE over the range
+ * (v6.9+); a VMA GUP refuses is -EINVAL, a hole -ENOMEM (O-2, O-4).
+ *
  * Behaviours that are valid but not modelled (WILLNEED, FREE, REMOVE, COLD, PAGEOUT,
- * MERGEABLE, HUGEPAGE, COLLAPSE, GUARD_*, HWPOISON, SOFT_OFFLINE, and MADV_POPULATE_*,
- * which belongs to the GUP work: faultin_page_range with FOLL_MADV_POPULATE) throw a
- * model error naming the behaviour before any lock is taken.
+ * MERGEABLE, HUGEPAGE, COLLAPSE, GUARD_*, HWPOISON, SOFT_OFFLINE) throw a model error
+ * naming the behaviour before any lock is taken.
  *
  * Left out: userfaultfd_remove, anon_vma_name, VMA merging after a flag change (the
  * split pieces stay separate), the per-VMA lock (v6.x madvise_lock), CONFIG_PT_RECLAIM
@@ -38,7 +41,7 @@ import {
   VM_SPECIAL,
   VM_WIPEONFORK,
 } from '../include/linux/mm.js';
-import { EAGAIN, EINVAL, ENOMEM } from '../include/linux/errno.js';
+import { EAGAIN, EFAULT, EHWPOISON, EINTR, EINVAL, ENOMEM } from '../include/linux/errno.js';
 import { PAGE_SIZE } from '../arch/x86/include/asm/pgtable_types.js';
 import {
   mmap_read_lock,
@@ -47,7 +50,10 @@ import {
   mmap_write_unlock,
 } from '../include/linux/mmap_lock.js';
 import { since } from '../version.js';
-import { find_vma } from './vma.js';
+import { find_vma, vma_lookup } from './vma.js';
+import { faultin_page_range, faultin_vma_page_range, type int_ptr } from './gup.js';
+import { currentKernel } from '../kernel/kernel.js';
+import { pr_warn } from '../kernel/printk.js';
 import { split_vma } from './mmap.js';
 import { zap_page_range_single, type zap_details } from './memory.zap.js';
 
@@ -265,6 +271,10 @@ function* madvise_vma_behavior(
     case MADV_DONTNEED:
     case MADV_DONTNEED_LOCKED:
       return yield* madvise_dontneed_free(vma, start, end, behavior);
+    case MADV_POPULATE_READ:
+    case MADV_POPULATE_WRITE:
+      // v5.14-v6.8 only: v6.9+ populates outside the VMA walk (do_madvise).
+      return yield* madvise_populate_vma(mm, vma, start, end, behavior);
     case MADV_NORMAL:
       new_flags = new_flags & ~VM_RAND_READ & ~VM_SEQ_READ;
       break;
@@ -303,6 +313,103 @@ function* madvise_vma_behavior(
   // madvise() returns EAGAIN if kernel resources are temporarily unavailable.
   if (error === -ENOMEM) error = -EAGAIN;
   return error;
+}
+
+/**
+ * madvise_populate_error(pages): the errno MADV_POPULATE_(READ|WRITE) reports for a
+ * failed population: -EINTR, -EINVAL (incompatible mapping or permissions: a VMA that
+ * check_vma_flags refuses, O-2, O-4), -EHWPOISON, -EFAULT (VM_FAULT_SIGBUS/SIGSEGV) as
+ * they are; -ENOMEM (no VMA, v6.9+, or out of memory) too; anything else warns once
+ * ("madvise_populate: unhandled return value: %ld") and becomes -ENOMEM.
+ * @kernel mm/madvise.c:madvise_populate (the switch; v5.14+)
+ */
+function madvise_populate_error(pages: number): number {
+  switch (pages) {
+    case -EINTR:
+    case -EINVAL:
+    case -EHWPOISON:
+    case -EFAULT:
+    case -ENOMEM:
+      return pages;
+    default: {
+      const k = currentKernel();
+      if (!k.onceFired.has('pr_warn_once:madvise_populate')) {
+        k.onceFired.add('pr_warn_once:madvise_populate');
+        pr_warn(`madvise_populate: unhandled return value: ${pages}`);
+      }
+      return -ENOMEM;
+    }
+  }
+}
+
+/**
+ * madvise_populate(mm, start, end, behavior): prefaults [start, end) readable
+ * (MADV_POPULATE_READ) or writable (MADV_POPULATE_WRITE) with faultin_page_range, retaking
+ * mmap_lock whenever a fault dropped it, until done or an error (see
+ * madvise_populate_error).
+ * @kernel mm/madvise.c:madvise_populate (v6.9+, 631426ba1d45 "mm/madvise: make
+ *   MADV_POPULATE_(READ|WRITE) handle VM_FAULT_RETRY properly")
+ * Locking: mmap_lock held for read on entry and on return.
+ * Return: 0 or -errno.
+ */
+function* madvise_populate(
+  mm: mm_struct,
+  start: number,
+  end: number,
+  behavior: number,
+): Op<number> {
+  const write = behavior === MADV_POPULATE_WRITE;
+  const locked: int_ptr = { value: 1 };
+  while (start < end) {
+    // Populate (prefault) page tables readable/writable.
+    const pages = yield* faultin_page_range(mm, start, end, write, locked);
+    if (!locked.value) {
+      yield* mmap_read_lock(mm);
+      locked.value = 1;
+    }
+    if (pages < 0) return madvise_populate_error(pages);
+    start += pages * PAGE_SIZE;
+  }
+  return 0;
+}
+
+/**
+ * madvise_populate (v5.14-v6.8 form, here madvise_populate_vma): the same for the part
+ * of the range inside one VMA of the walk, with faultin_vma_page_range; after a dropped
+ * lock the VMA is looked up again (none: -ENOMEM).
+ * @kernel mm/madvise.c:madvise_populate (v5.14-v6.8, 4ca9b3859dac)
+ * Locking: mmap_lock held for read on entry and on return.
+ * Return: 0 or -errno.
+ */
+function* madvise_populate_vma(
+  mm: mm_struct,
+  vma0: vm_area_struct,
+  start: number,
+  end: number,
+  behavior: number,
+): Op<number> {
+  const write = behavior === MADV_POPULATE_WRITE;
+  const locked: int_ptr = { value: 1 };
+  let vma: vm_area_struct | null = vma0;
+  while (start < end) {
+    // We might have temporarily dropped the lock. For example, our VMA might have been
+    // split.
+    if (!vma || start >= vma.vm_end) {
+      vma = vma_lookup(mm, start);
+      if (!vma) return -ENOMEM;
+    }
+    const tmp_end = Math.min(end, vma.vm_end);
+    // Populate (prefault) page tables readable/writable.
+    const pages = yield* faultin_vma_page_range(vma, start, tmp_end, write, locked);
+    if (!locked.value) {
+      yield* mmap_read_lock(mm);
+      locked.value = 1;
+      vma = null;
+    }
+    if (pages < 0) return madvise_populate_error(pages);
+    start += pages * PAGE_SIZE;
+  }
+  return 0;
 }
 
 /**
@@ -371,10 +478,15 @@ export function* do_madvise(
   if (end < start) return -EINVAL;
   if (end === start) return 0;
   if (behavior === MADV_POPULATE_READ || behavior === MADV_POPULATE_WRITE) {
-    throw new Error(
-      'MADV_POPULATE_READ/WRITE are not modelled yet: they belong to the GUP work ' +
-        '(madvise_populate -> faultin_page_range with FOLL_MADV_POPULATE)',
-    );
+    // MADV_POPULATE_(READ|WRITE) takes mmap_lock for read (madvise_need_mmap_write).
+    // v6.9+ (631426ba1d45): madvise_populate() over the whole range; before, per VMA from
+    // the walk (madvise_vma_behavior -> madvise_populate_vma).
+    yield* mmap_read_lock(mm);
+    const error = since(6, 9)
+      ? yield* madvise_populate(mm, start, end, behavior)
+      : yield* madvise_walk_vmas(mm, start, end, behavior);
+    yield* mmap_read_unlock(mm);
+    return error;
   }
   if (!MODELLED.has(behavior)) throw new Error(`madvise behaviour ${behavior} is not modelled`);
   const write = madvise_need_mmap_write(behavior);

@@ -246,3 +246,118 @@ export function folio_maybe_dma_pinned(f: folio): boolean {
 // Imports of the two helpers above (kept with them; ES imports are hoisted).
 import { folio_pincount, folio_test_large } from './page-flags.js';
 import { folio_ref_count } from './page_ref.js';
+
+/*
+ * FOLL_* by version (the values above are the v6.3+ enum's; the model uses one numbering
+ * for every version, and GUP only honours a flag in the versions that have it):
+ * FOLL_FAST_ONLY v5.8+, FOLL_NOFAULT v5.16+, FOLL_INTERRUPTIBLE v6.1+, FOLL_PCI_P2PDMA
+ * v6.2+, FOLL_UNLOCKABLE v6.3+, FOLL_HONOR_NUMA_FAULT v6.5+, FOLL_MADV_POPULATE v6.9+; the
+ * others exist in every supported version. Gone in later versions: FOLL_NUMA, FOLL_COW,
+ * FOLL_MLOCK, FOLL_POPULATE (below).
+ *
+ * FOLL_* flags of older kernels. Their numbering is the model's own (the kernel's values
+ * changed over time and only their distinctness matters here); each existed in the
+ * versions noted and the model only sets it there.
+ */
+/** FOLL_NUMA: honour NUMA hinting (protnone) faults; set by __get_user_pages when !FOLL_FORCE.
+ *  Replaced by gup_can_follow_protnone() in v6.2 (474098edac26 "mm/gup: replace FOLL_NUMA by
+ *  gup_can_follow_protnone()"); the idea came back as FOLL_HONOR_NUMA_FAULT in v6.5. */
+export const FOLL_NUMA = 1 << 23;
+/** FOLL_COW: internal "COW has been broken, a dirty R/O PTE may be followed for write".
+ *  Removed in v6.0 (5535be309971 "mm/gup: fix FOLL_FORCE COW security issue and remove
+ *  FOLL_COW"). */
+export const FOLL_COW = 1 << 24;
+/** FOLL_MLOCK / FOLL_POPULATE: mlock present pages / populate with VM_LOCKONFAULT. Removed in
+ *  v5.18 (b67bf49ce7aa "mm/munlock: delete FOLL_MLOCK and FOLL_POPULATE"). */
+export const FOLL_MLOCK = 1 << 25;
+export const FOLL_POPULATE = 1 << 26;
+
+/**
+ * vm_fault_to_errno(vm_fault, foll_flags): the errno GUP reports for a fault result.
+ * @kernel include/linux/mm.h:vm_fault_to_errno (all versions)
+ * Return: -ENOMEM (OOM), -EHWPOISON with FOLL_HWPOISON else -EFAULT (hwpoison), -EFAULT
+ *   (SIGBUS/SIGSEGV), or 0 (no error the caller can report; GUP then BUG()s).
+ */
+export function vm_fault_to_errno(vm_fault: number, foll_flags: number): number {
+  if (vm_fault & VM_FAULT_OOM) return -12; // -ENOMEM
+  if (vm_fault & (VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE))
+    return foll_flags & FOLL_HWPOISON ? -133 /* -EHWPOISON */ : -14; /* -EFAULT */
+  if (vm_fault & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)) return -14; // -EFAULT
+  return 0;
+}
+
+/**
+ * folio_has_pincount(folio): whether FOLL_PIN counts this folio's pins exactly in
+ * folio->_pincount (otherwise in its refcount, GUP_PIN_COUNTING_BIAS at a time).
+ * v6.6+ (64-bit): every large folio. Before (hpage_pincount_available): compound pages
+ * of order > 1 only (the pincount lived in the third struct page). The model has no
+ * order-1 folios, so the two rules never differ in a run.
+ * @kernel include/linux/mm.h:folio_has_pincount (v6.6+; hpage_pincount_available v5.7+)
+ * Return: true when _pincount is used.
+ */
+export function folio_has_pincount(f: folio): boolean {
+  if (since(6, 6)) return folio_test_large(f);
+  return folio_test_large(f) && folio_order(f) > 1;
+}
+
+/**
+ * folio_is_device_coherent(folio): a ZONE_DEVICE MEMORY_DEVICE_COHERENT folio. The model
+ * has no ZONE_DEVICE memory model yet: a folio counts as device-coherent when its pfn was
+ * registered with {@link mark_device_coherent} (a model hook for the device model to come).
+ * @kernel include/linux/memremap.h:folio_is_device_coherent (v6.0+, "mm: add zone device coherent type memory
+ *   support")
+ */
+export function folio_is_device_coherent(f: folio): boolean {
+  if (!since(6, 0)) return false;
+  const s = currentKernel().sub.device_coherent_pfns as Set<number> | undefined;
+  return s?.has(f) ?? false;
+}
+
+/** Model hook: marks pfn as device-coherent memory (see folio_is_device_coherent). */
+export function mark_device_coherent(pfn: number): void {
+  const k = currentKernel();
+  const s = (k.sub.device_coherent_pfns as Set<number> | undefined) ?? new Set<number>();
+  s.add(pfn);
+  k.sub.device_coherent_pfns = s;
+}
+
+/**
+ * folio_is_longterm_pinnable(folio): may this folio stay pinned indefinitely (FOLL_LONGTERM)?
+ * - v5.19+ (1c563432588d "mm: fix is_pinnable_page against a cma page"): not in a
+ *   MIGRATE_CMA or MIGRATE_ISOLATE pageblock; then the zero page yes; device-coherent
+ *   memory no (v6.0); fsdax no (v6.14; the model has no fsdax folios); else
+ *   anything outside ZONE_MOVABLE.
+ * - v5.13-v5.18 (is_pinnable_page, d1e153fea2a8 "mm/gup: migrate pinned pages out of
+ *   movable zone"): neither ZONE_MOVABLE nor CMA, or the zero pfn.
+ * - v5.7-v5.12: only CMA pageblocks were migrated (check_and_migrate_cma_pages), which
+ *   this function reports as: not in a CMA pageblock.
+ * @kernel include/linux/mm.h:folio_is_longterm_pinnable (v6.2+;
+ *   is_longterm_pinnable_page v5.19-v6.1, is_pinnable_page v5.13-v5.18)
+ * Return: true when the folio may be long-term pinned where it is.
+ */
+export function folio_is_longterm_pinnable(f: folio): boolean {
+  if (!since(5, 13)) return get_pageblock_migratetype(f) !== MIGRATE_CMA;
+  if (!since(5, 19)) {
+    return (
+      !(page_zonenum(f) === ZONE_MOVABLE || get_pageblock_migratetype(f) === MIGRATE_CMA) ||
+      is_zero_pfn(f)
+    );
+  }
+  const mt = get_pageblock_migratetype(f);
+  // CMA pages are always movable, and ISOLATE pages might be in the process of being migrated.
+  if (mt === MIGRATE_CMA || mt === MIGRATE_ISOLATE) return false;
+  // The zero page can be "pinned" but gets special handling.
+  if (is_zero_pfn(f)) return true;
+  // Coherent device memory must always allow eviction.
+  if (folio_is_device_coherent(f)) return false;
+  // Otherwise, non-movable zone folios can be pinned.
+  return page_zonenum(f) !== ZONE_MOVABLE;
+}
+
+// Imports of the helpers above (hoisted, as the ones above them).
+import { folio_order } from './page-flags.js';
+import { currentKernel } from '../../kernel/kernel.js';
+import { since } from '../../version.js';
+import { get_pageblock_migratetype, page_zonenum, ZONE_MOVABLE } from '../../mm/page_alloc.js';
+import { MIGRATE_CMA, MIGRATE_ISOLATE } from '../../mm/sparse.js';
+import { is_zero_pfn } from './pgtable.js';
