@@ -11,6 +11,7 @@
  * very frame. Anonymous and page-cache mappings are then set up by hand as the fault
  * path would leave them (see migrate.test.ts).
  */
+import { mm_alloc } from '../kernel/fork.js';
 import { describe, expect, it } from 'vitest';
 import type { Op } from '../../sched/index.js';
 import { Kernel } from '../kernel/kernel.js';
@@ -48,7 +49,6 @@ import {
   pte_pfn,
 } from '../arch/x86/include/asm/pgtable_types.js';
 import {
-  pagetable_alloc,
   pgd_offset,
   pmd_alloc,
   pte_alloc,
@@ -57,15 +57,8 @@ import {
   pud_alloc,
   set_pte_at,
   walkToLeaf,
-  type ptdesc,
 } from '../include/linux/pgtable.js';
-import {
-  rw_semaphore,
-  seqcount_t,
-  spin_lock,
-  spin_unlock,
-  spinlock_t,
-} from '../include/linux/spinlock.js';
+import { spin_lock, spin_unlock } from '../include/linux/spinlock.js';
 import { vm_area_alloc, vma_link } from './vma.js';
 import {
   anon_vma_prepare,
@@ -110,30 +103,9 @@ function boot(version = '6.12'): { k: Kernel; c: cma } {
   return { k, c: cma_find('reserved')! };
 }
 
-function newMm(k: Kernel): mm_struct {
-  const id = k.nextId('mm');
-  const mm: mm_struct = {
-    id,
-    pgd: null as never,
-    mmap_lock: new rw_semaphore(`mm${id}.mmap_lock`),
-    page_table_lock: new spinlock_t(`mm${id}.page_table_lock`),
-    write_protect_seq: new seqcount_t(`mm${id}.write_protect_seq`),
-    mmap: [],
-    owner: null,
-    mm_users: 1,
-    mm_count: 1,
-    flags: 0,
-    def_flags: 0n,
-    rss_stat: [0, 0, 0, 0],
-    total_vm: 0,
-    locked_vm: 0,
-    pinned_vm: 0,
-    notifier_subscriptions: null,
-    mmap_base: A,
-    task_size: 0x7ffffffff000,
-    pgtables_bytes: 0,
-  };
-  mm.pgd = pagetable_alloc(mm, 'pgd') as ptdesc;
+function newMm(_k: Kernel): mm_struct {
+  const mm = mm_alloc()!;
+  mm.mmap_base = A;
   return mm;
 }
 

@@ -12,6 +12,7 @@
  * VMA shares the anon_vma, maps the page read-only with folio_add_anon_rmap_ptes and a
  * reference, and clears PageAnonExclusive, as copy_present_pte does.
  */
+import { mm_alloc } from '../kernel/fork.js';
 import { describe, expect, it } from 'vitest';
 import type { Op } from '../../sched/index.js';
 import { Kernel } from '../kernel/kernel.js';
@@ -67,7 +68,6 @@ import {
   pte_wrprotect,
 } from '../arch/x86/include/asm/pgtable_types.js';
 import {
-  pagetable_alloc,
   pgd_offset,
   pmd_alloc,
   pte_alloc,
@@ -77,15 +77,8 @@ import {
   set_pmd_at,
   set_pte_at,
   walkToLeaf,
-  type ptdesc,
 } from '../include/linux/pgtable.js';
-import {
-  rw_semaphore,
-  seqcount_t,
-  spin_lock,
-  spin_unlock,
-  spinlock_t,
-} from '../include/linux/spinlock.js';
+import { spin_lock, spin_unlock } from '../include/linux/spinlock.js';
 import { vm_area_alloc, vma_link } from './vma.js';
 import {
   anon_vma_prepare,
@@ -146,30 +139,9 @@ function boot(version = '6.12'): Kernel {
 }
 
 /** An empty address space, as mm_alloc() makes it. */
-function newMm(k: Kernel): mm_struct {
-  const id = k.nextId('mm');
-  const mm: mm_struct = {
-    id,
-    pgd: null as never,
-    mmap_lock: new rw_semaphore(`mm${id}.mmap_lock`),
-    page_table_lock: new spinlock_t(`mm${id}.page_table_lock`),
-    write_protect_seq: new seqcount_t(`mm${id}.write_protect_seq`),
-    mmap: [],
-    owner: null,
-    mm_users: 1,
-    mm_count: 1,
-    flags: 0,
-    def_flags: 0n,
-    rss_stat: [0, 0, 0, 0],
-    total_vm: 0,
-    locked_vm: 0,
-    pinned_vm: 0,
-    notifier_subscriptions: null,
-    mmap_base: A,
-    task_size: 0x7ffffffff000,
-    pgtables_bytes: 0,
-  };
-  mm.pgd = pagetable_alloc(mm, 'pgd') as ptdesc;
+function newMm(_k: Kernel): mm_struct {
+  const mm = mm_alloc()!;
+  mm.mmap_base = A;
   return mm;
 }
 
