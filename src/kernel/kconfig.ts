@@ -81,6 +81,16 @@ export const CONFIG_OPTIONS: Readonly<Record<string, OptionSpec>> = {
     help: '/dev/mem refuses and revokes ranges claimed by drivers',
     def: false,
   },
+  CONFIG_PROC_MEM_NO_FORCE: {
+    help: '/proc/<pid>/mem never uses FOLL_FORCE (choice with PROC_MEM_ALWAYS_FORCE, the default; 41e8149c8892, v6.12)',
+    def: false,
+    since: V(6, 12),
+  },
+  CONFIG_PROC_MEM_FORCE_PTRACE: {
+    help: '/proc/<pid>/mem uses FOLL_FORCE only for an active ptracer (41e8149c8892, v6.12)',
+    def: false,
+    since: V(6, 12),
+  },
   CONFIG_HZ: { help: 'timer frequency (jiffies per second)', def: 250, numeric: true },
   CONFIG_NR_CPUS: { help: 'number of CPUs', def: 2, numeric: true },
 };

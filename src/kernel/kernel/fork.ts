@@ -43,6 +43,8 @@ import { vm_area_dup, vma_link } from '../mm/vma.js';
 import { copy_page_range } from '../mm/memory.copy.js';
 import { exit_mmap } from '../mm/mmap.js';
 import { untrack_pfn_clear } from '../arch/x86/mm/pat/memtype.js';
+import { alloc_files_struct, dup_fd, exit_files } from '../include/linux/fdtable.js';
+import { attach_pid } from './pid.js';
 
 /** Top of the mmap area (below the stack gap), as arch_pick_mmap_layout gives it. */
 export const MMAP_BASE = 0x7f0000000000;
@@ -99,8 +101,10 @@ export function create_user_task(
     fatal_signal: false,
     caps: new Set(opts.caps ?? []),
     rlimit_memlock: opts.rlimit_memlock ?? 8 * 1024 * 1024,
+    files: alloc_files_struct(),
   };
   mm.owner = t;
+  attach_pid(t);
   return t;
 }
 
@@ -116,6 +120,7 @@ export function create_kthread(comm: string): task_struct {
     fatal_signal: false,
     caps: new Set(['CAP_SYS_ADMIN', 'CAP_IPC_LOCK', 'CAP_SYS_RAWIO']),
     rlimit_memlock: Infinity,
+    files: null,
   };
 }
 
@@ -297,11 +302,13 @@ export const CLONE_VM = 0x00000100;
 
 /**
  * fork_task(parent): what fork() does for memory: a new task (copy_process) whose mm is
- * a copy of the parent's (copy_mm -> dup_mm -> dup_mmap -> copy_page_range).
+ * a copy of the parent's (copy_mm -> dup_mm -> dup_mmap -> copy_page_range), with a copy
+ * of the parent's open-file table (copy_files -> dup_fd, every file referenced again),
+ * made findable by pid once it exists (attach_pid).
  * @kernel kernel/fork.c:copy_process, kernel_clone (all versions; memory only)
  * Locking: none held on entry; the parent's mmap_lock is taken for write inside.
  * Return: the child task, or -errno (-ENOMEM for any dup_mm failure).
- * Left out: everything of copy_process but the task identity and copy_mm.
+ * Left out: everything of copy_process but the task identity, copy_files and copy_mm.
  */
 export function* fork_task(parent: task_struct): Op<task_struct | number> {
   const k = currentKernel();
@@ -314,9 +321,17 @@ export function* fork_task(parent: task_struct): Op<task_struct | number> {
     fatal_signal: false,
     caps: new Set(parent.caps),
     rlimit_memlock: parent.rlimit_memlock,
+    files: null,
   };
+  // copy_files(): the child gets a copy of the table, every file referenced again.
+  if (parent.files) child.files = yield* dup_fd(parent.files);
   const err = yield* copy_mm(0, child, parent);
-  if (err) return err;
+  if (err) {
+    // bad_fork_cleanup_files: exit_files(p)
+    if (child.files) yield* exit_files(child);
+    return err;
+  }
+  attach_pid(child);
   return child;
 }
 

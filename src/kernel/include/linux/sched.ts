@@ -4,6 +4,7 @@
  */
 import { currentThread } from '../../../sched/index.js';
 import type { mm_struct } from './mm_types.js';
+import type { files_struct } from './fdtable.js';
 
 export interface task_struct {
   readonly pid: number;
@@ -17,6 +18,11 @@ export interface task_struct {
   readonly caps: Set<string>;
   /** RLIMIT_MEMLOCK in bytes. */
   rlimit_memlock: number;
+  /**
+   * The open-file table (include/linux/fdtable.h); null or absent for kernel threads and
+   * after exit_files.
+   */
+  files?: files_struct | null;
 }
 
 const swapper: task_struct = {
