@@ -105,6 +105,9 @@ import {
   slotName,
   my_zero_pfn,
   type ptdesc,
+  walkToLeaf,
+  pgd_offset,
+  entry_table,
 } from '../include/linux/pgtable.js';
 import { spin_lock, spin_unlock } from '../include/linux/spinlock.js';
 import {
@@ -1065,4 +1068,61 @@ export function* copy_huge_pmd(
   if (src_ptl !== dst_ptl) yield* spin_unlock(src_ptl);
   yield* spin_unlock(dst_ptl);
   return ret;
+}
+
+/**
+ * split_huge_pmd_address(vma, address, freeze): splits the PMD-mapped THP (or PMD
+ * migration entry) covering address, if there is one.
+ * @kernel mm/huge_memory.c:split_huge_pmd_address (all versions)
+ * Locking: mmap_lock held.
+ */
+export function* split_huge_pmd_address(
+  vma: vm_area_struct,
+  address: number,
+  freeze: boolean,
+): Op<void> {
+  const leaf = walkToLeaf(vma.vm_mm, address);
+  if (!leaf || leaf.level !== 'pmd') {
+    // A PMD migration entry is not a leaf to walkToLeaf: look at the slot itself.
+    const pmdp = pmdSlot(vma, address);
+    if (pmdp && is_pmd_migration_entry(ptep_get(pmdp)))
+      yield* __split_huge_pmd(vma, pmdp, address, freeze);
+    return;
+  }
+  yield* __split_huge_pmd(vma, leaf.ptr, address, freeze);
+}
+
+function pmdSlot(vma: vm_area_struct, address: number): pmd_t_ptr | null {
+  const pgdp = pgd_offset(vma.vm_mm, address);
+  const pudT = entry_table(pgdp);
+  if (!pudT) return null;
+  const pmdT = entry_table({ t: pudT, i: Math.floor(address / PUD_SIZE) % 512 });
+  if (!pmdT) return null;
+  return { t: pmdT, i: Math.floor(address / PMD_SIZE) % 512 };
+}
+
+/** split_huge_pmd_if_needed(vma, address): an unaligned boundary inside a PMD range. */
+function* split_huge_pmd_if_needed(vma: vm_area_struct, address: number): Op<void> {
+  const lo = Math.floor(address / PMD_SIZE) * PMD_SIZE;
+  const hi = lo + PMD_SIZE;
+  if (address % PMD_SIZE !== 0 && lo >= vma.vm_start && hi <= vma.vm_end) {
+    yield* split_huge_pmd_address(vma, address, false);
+  }
+}
+
+/**
+ * vma_adjust_trans_huge(vma, start, end, adjust_next): before a VMA's bounds change,
+ * splits huge PMDs that the new start or end would cut through.
+ * @kernel mm/huge_memory.c:vma_adjust_trans_huge (all versions)
+ * Locking: mmap_lock held for write.
+ */
+export function* vma_adjust_trans_huge(
+  vma: vm_area_struct,
+  start: number,
+  end: number,
+  adjust_next: number,
+): Op<void> {
+  yield* split_huge_pmd_if_needed(vma, start);
+  yield* split_huge_pmd_if_needed(vma, end);
+  void adjust_next;
 }

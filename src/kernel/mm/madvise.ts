@@ -232,20 +232,20 @@ function* madvise_dontneed_free(
  * Return: 0 or -errno from the split (-ENOMEM at vm.max_map_count).
  * Left out: vma_merge (the pieces are not merged back with neighbours).
  */
-function madvise_update_vma(
+function* madvise_update_vma(
   mm: mm_struct,
   vma: vm_area_struct,
   start: number,
   end: number,
   new_flags: bigint,
-): number {
+): Op<number> {
   if (new_flags === vma.vm_flags) return 0;
   if (start !== vma.vm_start) {
-    const err = split_vma(mm, vma, start, true);
+    const err = yield* split_vma(mm, vma, start, true);
     if (err) return err;
   }
   if (end !== vma.vm_end) {
-    const err = split_vma(mm, vma, end, false);
+    const err = yield* split_vma(mm, vma, end, false);
     if (err) return err;
   }
   // vm_flags is protected by the mmap_lock held in write mode.
@@ -309,7 +309,7 @@ function* madvise_vma_behavior(
     default:
       throw new Error(`madvise behaviour ${behavior} is not modelled`);
   }
-  let error = madvise_update_vma(mm, vma, start, end, new_flags);
+  let error = yield* madvise_update_vma(mm, vma, start, end, new_flags);
   // madvise() returns EAGAIN if kernel resources are temporarily unavailable.
   if (error === -ENOMEM) error = -EAGAIN;
   return error;

@@ -73,13 +73,13 @@ export function __mlock_posix_error_return(retval: number): number {
  * Locking: mmap_lock held for write.
  * Return: 0 or the split's -errno (-ENOMEM at vm.max_map_count).
  */
-export function mlock_fixup(
+export function* mlock_fixup(
   mm: mm_struct,
   vma: vm_area_struct,
   start: number,
   end: number,
   newflags: bigint,
-): number {
+): Op<number> {
   const oldflags = vma.vm_flags;
   if (
     newflags === oldflags ||
@@ -91,11 +91,11 @@ export function mlock_fixup(
     // don't set VM_LOCKED or VM_LOCKONFAULT and don't count
     return 0;
   if (start !== vma.vm_start) {
-    const err = split_vma(mm, vma, start, true);
+    const err = yield* split_vma(mm, vma, start, true);
     if (err) return err;
   }
   if (end !== vma.vm_end) {
-    const err = split_vma(mm, vma, end, false);
+    const err = yield* split_vma(mm, vma, end, false);
     if (err) return err;
   }
   // Keep track of amount of locked VM.
@@ -117,7 +117,7 @@ export function mlock_fixup(
  * Locking: mmap_lock held for write.
  * Return: 0, -EINVAL (wrap), -ENOMEM.
  */
-export function apply_vma_lock_flags(start: number, len: number, flags: bigint): number {
+export function* apply_vma_lock_flags(start: number, len: number, flags: bigint): Op<number> {
   const mm = get_current().mm!;
   VM_BUG_ON(start % PAGE_SIZE !== 0, 'VM_BUG_ON(offset_in_page(start))');
   VM_BUG_ON(len % PAGE_SIZE !== 0, 'VM_BUG_ON(len != PAGE_ALIGN(len))');
@@ -133,8 +133,11 @@ export function apply_vma_lock_flags(start: number, len: number, flags: bigint):
     const newflags = (vma.vm_flags & ~VM_LOCKED_MASK) | flags;
     // Here we know that vma->vm_start <= nstart < vma->vm_end.
     tmp = Math.min(vma.vm_end, end);
-    const error = mlock_fixup(mm, vma, nstart, tmp, newflags);
+    const error = yield* mlock_fixup(mm, vma, nstart, tmp, newflags);
     if (error) return error;
+    // vma_iter_end(): the end of the VMA just handled (beyond `end` when mlock_fixup
+    // left a VM_SPECIAL VMA unsplit).
+    tmp = vma.vm_end;
     nstart = tmp;
     vma = find_vma(mm, nstart);
   }
@@ -186,7 +189,7 @@ export function* do_mlock(start: number, len: number, flags: bigint): Op<number>
   }
   let error = -ENOMEM;
   // check against resource limits
-  if (locked <= lock_limit || cap) error = apply_vma_lock_flags(start, len, flags);
+  if (locked <= lock_limit || cap) error = yield* apply_vma_lock_flags(start, len, flags);
   yield* mmap_write_unlock(mm);
   if (error) return error;
   error = yield* __mm_populate(start, len, false);
@@ -225,7 +228,7 @@ export function* munlock(start: number, len: number): Op<number> {
   len = Math.ceil((len + (start % PAGE_SIZE)) / PAGE_SIZE) * PAGE_SIZE;
   start = Math.floor(start / PAGE_SIZE) * PAGE_SIZE;
   yield* mmap_write_lock(mm);
-  const ret = apply_vma_lock_flags(start, len, 0n);
+  const ret = yield* apply_vma_lock_flags(start, len, 0n);
   yield* mmap_write_unlock(mm);
   return ret;
 }

@@ -453,14 +453,14 @@ export function remove_vma(vma: vm_area_struct): void {
  * Locking: mmap_lock held for write.
  * Return: 0 or -errno (-ENOMEM at vm.max_map_count).
  */
-export function split_vma(
+export function* split_vma(
   mm: mm_struct,
   vma: vm_area_struct,
   addr: number,
   new_below: boolean,
-): number {
+): Op<number> {
   if (mm.mmap.length >= sysctl_max_map_count) return -ENOMEM;
-  const r = __split_vma(mm, vma, addr, new_below);
+  const r = yield* __split_vma(mm, vma, addr, new_below);
   return typeof r === 'number' ? r : 0;
 }
 
@@ -501,14 +501,14 @@ export function* do_vmi_align_munmap(
     // Make sure map_count on return will not exceed its limit (only when the VMA is
     // split in three).
     if (end < vma.vm_end && mm.mmap.length >= sysctl_max_map_count) return -ENOMEM;
-    const err = __split_vma_err(mm, vma, start, true);
+    const err = yield* __split_vma_err(mm, vma, start, true);
     if (err) return err;
   }
   // Does the last one split at end?
   const inRange = vmas_in_range(mm, start, end);
   const last = inRange[inRange.length - 1];
   if (last && last.vm_end > end) {
-    const err = __split_vma_err(mm, last, end, false);
+    const err = yield* __split_vma_err(mm, last, end, false);
     if (err) return err;
   }
   const detached = vmas_in_range(mm, start, end);
@@ -550,13 +550,13 @@ export function* do_vmi_align_munmap(
 }
 
 /** __split_vma returning 0 or -errno. */
-function __split_vma_err(
+function* __split_vma_err(
   mm: mm_struct,
   vma: vm_area_struct,
   addr: number,
   new_below: boolean,
-): number {
-  const r = __split_vma(mm, vma, addr, new_below);
+): Op<number> {
+  const r = yield* __split_vma(mm, vma, addr, new_below);
   return typeof r === 'number' ? r : 0;
 }
 

@@ -675,11 +675,11 @@ export function* mprotect_fixup(
   }
   // vma_modify_flags(): split at start and end (merging is not modelled).
   if (start !== vma.vm_start) {
-    const err = split_vma(mm, vma, start, true);
+    const err = yield* split_vma(mm, vma, start, true);
     if (err) return err;
   }
   if (end !== vma.vm_end) {
-    const err = split_vma(mm, vma, end, false);
+    const err = yield* split_vma(mm, vma, end, false);
     if (err) return err;
   }
   // vm_flags and vm_page_prot are protected by the mmap_lock held in write mode.

@@ -6,7 +6,9 @@
  * Locking: callers hold mmap_lock (read for lookups, write for changes) and, for the
  *   i_mmap links, i_mmap_rwsem for write (taken here, within the caller's step).
  */
+import type { Op } from '../../sched/index.js';
 import { currentKernel } from '../kernel/kernel.js';
+import { vma_adjust_trans_huge } from './huge_memory.anon.js';
 import type { mm_struct, vm_area_struct, anon_vma } from '../include/linux/mm_types.js';
 import { get_file } from '../fs/file_table.js';
 import { VM_BUG_ON } from '../kernel/panic.js';
@@ -124,19 +126,22 @@ export function unlink_anon_vma(vma: vm_area_struct): void {
  * below addr when new_below, else the part above. Calls vm_ops->may_split, duplicates the
  * file reference and the anon_vma link, and vm_ops->open on the new VMA.
  * @kernel mm/vma.c:__split_vma (v6.7+; mm/mmap.c before)
+ * A PMD-mapped THP straddling addr is split first (vma_adjust_trans_huge), so no huge
+ * entry crosses a VMA boundary.
  * Locking: mmap_lock held for write.
  * Return: the new VMA, or -errno from may_split.
  */
-export function __split_vma(
+export function* __split_vma(
   mm: mm_struct,
   vma: vm_area_struct,
   addr: number,
   new_below: boolean,
-): vm_area_struct | number {
+): Op<vm_area_struct | number> {
   if (vma.vm_ops?.may_split) {
     const err = vma.vm_ops.may_split(vma, addr);
     if (err) return err;
   }
+  yield* vma_adjust_trans_huge(vma, vma.vm_start, addr, 0);
   const n = vm_area_dup(vma);
   if (new_below) {
     n.vm_end = addr;
