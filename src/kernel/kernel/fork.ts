@@ -41,6 +41,7 @@ import { pr_alert } from './printk.js';
 import { since } from '../version.js';
 import { vm_area_dup, vma_link } from '../mm/vma.js';
 import { copy_page_range } from '../mm/memory.copy.js';
+import { hugetlb_dup_vma_private, is_vm_hugetlb_page } from '../mm/hugetlb.js';
 import { exit_mmap } from '../mm/mmap.js';
 import { untrack_pfn_clear } from '../arch/x86/mm/pat/memtype.js';
 import { alloc_files_struct, dup_fd, exit_files } from '../include/linux/fdtable.js';
@@ -208,6 +209,9 @@ export function* dup_mmap(mm: mm_struct, oldmm: mm_struct): Op<number> {
     // else anon_vma_fork(tmp, mpnt): the child shares mpnt's anon_vma (vm_area_dup set
     // it); vma_link below puts tmp on it.
     tmp.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT);
+    // hugetlb: a private mapping's reserve map (and a shared one's vma lock) is not the
+    // child's (mm/hugetlb.ts).
+    if (is_vm_hugetlb_page(tmp)) hugetlb_dup_vma_private(tmp);
 
     const file = tmp.vm_file;
     if (since(6, 9)) {

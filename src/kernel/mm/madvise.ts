@@ -56,6 +56,8 @@ import { currentKernel } from '../kernel/kernel.js';
 import { pr_warn } from '../kernel/printk.js';
 import { split_vma } from './mmap.js';
 import { zap_page_range_single, type zap_details } from './memory.zap.js';
+import { hstate_vma } from './hugetlb.js';
+import { huge_page_size } from './hugetlb.pool.js';
 
 export const MADV_NORMAL = 0;
 export const MADV_RANDOM = 1;
@@ -175,20 +177,34 @@ function madvise_need_mmap_write(behavior: number): boolean {
 /**
  * madvise_dontneed_free_valid_vma(vma, start, end, behavior): DONTNEED may not touch
  * VM_PFNMAP VMAs, nor VM_LOCKED ones unless MADV_DONTNEED_LOCKED. Before v5.18
- * (can_madv_lru_vma) VM_HUGETLB VMAs were refused too.
+ * (can_madv_lru_vma) VM_HUGETLB VMAs were refused too; from v5.18 a hugetlb VMA takes
+ * MADV_DONTNEED(_LOCKED) only (not MADV_FREE) at a huge-page-aligned start, and *end is
+ * rounded to a huge page: up until v6.3, down since ("mm,madvise,hugetlb: fix unexpected
+ * data loss with MADV_DONTNEED on hugetlbfs", Rik van Riel, v6.3).
  * @kernel mm/madvise.c:madvise_dontneed_free_valid_vma (v5.18+, with 90e7e7f5ef3f "mm:
  *   enable MADV_DONTNEED for hugetlb mappings"; can_madv_lru_vma before)
  * Return: true when the VMA may be zapped.
- * Model: hugetlb VMAs are not modelled (v5.18+ would need huge page alignment).
  */
-export function madvise_dontneed_free_valid_vma(vma: vm_area_struct, behavior: number): boolean {
+export function madvise_dontneed_free_valid_vma(
+  vma: vm_area_struct,
+  start: number,
+  end: { value: number },
+  behavior: number,
+): boolean {
   if (!since(5, 18)) return !(vma.vm_flags & (VM_LOCKED | VM_HUGETLB | VM_PFNMAP));
   if (!(vma.vm_flags & VM_HUGETLB)) {
     let forbidden = VM_PFNMAP;
     if (behavior !== MADV_DONTNEED_LOCKED) forbidden |= VM_LOCKED;
     return !(vma.vm_flags & forbidden);
   }
-  throw new Error('MADV_DONTNEED on a hugetlb VMA: hugetlb is not modelled');
+  if (behavior !== MADV_DONTNEED && behavior !== MADV_DONTNEED_LOCKED) return false;
+  const hsz = huge_page_size(hstate_vma(vma));
+  if (start % hsz !== 0) return false;
+  // Madvise callers expect the length to be rounded up to PAGE_SIZE boundaries, and may
+  // be unaware that this VMA uses huge pages. Avoid unexpected data loss by rounding
+  // down the number of huge pages freed (v6.3+; ALIGN up before).
+  end.value = since(6, 3) ? Math.floor(end.value / hsz) * hsz : Math.ceil(end.value / hsz) * hsz;
+  return true;
 }
 
 /**
@@ -219,7 +235,9 @@ function* madvise_dontneed_free(
   end: number,
   behavior: number,
 ): Op<number> {
-  if (!madvise_dontneed_free_valid_vma(vma, behavior)) return -EINVAL;
+  const endp = { value: end };
+  if (!madvise_dontneed_free_valid_vma(vma, start, endp, behavior)) return -EINVAL;
+  end = endp.value;
   if (start === end) return 0;
   return yield* madvise_dontneed_single_vma(vma, start, end);
 }

@@ -12,6 +12,7 @@ import { MAP_FIXED, MAP_SHARED, PROT_READ, PROT_WRITE, vm_mmap_pgoff } from './m
 import { cpu_user_read, cpu_user_write } from '../arch/x86/mm/fault.js';
 import { truncate_setsize } from './filemap.js';
 import { F_SEAL_EXEC, F_SEAL_SEAL, SHMEM_I } from './shmem.js';
+import { HUGETLBFS_I } from '../fs/hugetlbfs/inode.js';
 import {
   MFD_ALLOW_SEALING,
   MFD_CLOEXEC,
@@ -40,12 +41,24 @@ describe('memfd_create', () => {
     expect(SHMEM_I(g.f_inode).seals).toBe(0);
   });
 
-  it('unknown flags, an over-long name and (for now) MFD_HUGETLB are -EINVAL', () => {
+  it('unknown flags and an over-long name are -EINVAL', () => {
     boot();
     expect(memfd_create('x', 0x100)).toBe(-22);
     expect(memfd_create('n'.repeat(MFD_NAME_MAX_LEN + 1), 0)).toBe(-22);
     expect(typeof memfd_create('n'.repeat(MFD_NAME_MAX_LEN), 0)).toBe('object');
-    expect(memfd_create('x', MFD_HUGETLB)).toBe(-22);
+  });
+
+  it('MFD_HUGETLB gives an empty hugetlbfs file; a page size without an hstate (MFD_HUGE_1GB) is -ENODEV', () => {
+    boot();
+    const f = memfd_create('h', MFD_HUGETLB | MFD_ALLOW_SEALING) as file;
+    expect(f.f_path).toBe('memfd:h');
+    expect(f.f_inode.i_sb.s_type).toBe('hugetlbfs');
+    expect(f.f_inode.i_size).toBe(0);
+    expect(HUGETLBFS_I(f.f_inode).seals).toBe(0); // F_SEAL_SEAL dropped
+    expect(HUGETLBFS_I((memfd_create('h', MFD_HUGETLB) as file).f_inode).seals).toBe(F_SEAL_SEAL);
+    // MFD_HUGE_2MB (21 << MFD_HUGE_SHIFT) is the default hstate; 30 (1 GiB) has none.
+    expect(typeof memfd_create('h', MFD_HUGETLB | (21 << 26))).toBe('object');
+    expect(memfd_create('h', MFD_HUGETLB | (30 << 26))).toBe(-19);
   });
 
   it('v6.3+: MFD_NOEXEC_SEAL seals exec and allows sealing; with MFD_EXEC it is -EINVAL; v6.1 knows neither flag', () => {

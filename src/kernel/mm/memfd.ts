@@ -2,8 +2,8 @@
  * memfd_create(2): an anonymous, unlinked shmem file with a name for /proc (memfd:<name>),
  * optionally sealable.
  *
- * MFD_HUGETLB is refused with -EINVAL for now (the kernel returns a hugetlbfs file;
- * hugetlbfs lands later in the model). memfd_secret is later work too. There is no fd
+ * MFD_HUGETLB gives a hugetlbfs file (hugetlb_file_setup on the internal mount of the
+ * page size in MFD_HUGE_MASK; fs/hugetlbfs/inode.ts). memfd_secret is later work. There is no fd
  * table in the model: the file itself is returned, and MFD_CLOEXEC is accepted and has
  * nothing to act on. Left out: the vm.memfd_noexec sysctl and its warning (v6.3+; the
  * sysctl's default 0 keeps the file executable), file-mode bits.
@@ -15,6 +15,7 @@ import { EINVAL } from '../include/linux/errno.js';
 import { VM_NORESERVE } from '../include/linux/mm.js';
 import { since } from '../version.js';
 import { F_SEAL_EXEC, F_SEAL_SEAL, SHMEM_I, shmem_file_setup } from './shmem.js';
+import { HUGETLB_ANONHUGE_INODE, HUGETLBFS_I, hugetlb_file_setup } from '../fs/hugetlbfs/inode.js';
 
 /** memfd_create flags (include/uapi/linux/memfd.h). */
 export const MFD_CLOEXEC = 0x0001;
@@ -39,10 +40,12 @@ function MFD_ALL_FLAGS(): number {
  * memfd_create(name, flags): checks the flags (unknown ⇒ -EINVAL; huge-size bits only
  * with MFD_HUGETLB; MFD_EXEC with MFD_NOEXEC_SEAL ⇒ -EINVAL, v6.3+), the name length
  * (more than MFD_NAME_MAX_LEN bytes ⇒ -EINVAL), then creates "memfd:<name>" with
- * shmem_file_setup(name, 0, VM_NORESERVE). Without MFD_ALLOW_SEALING (or
- * MFD_NOEXEC_SEAL) the file keeps F_SEAL_SEAL: no seal can be added.
+ * shmem_file_setup(name, 0, VM_NORESERVE), or with MFD_HUGETLB hugetlb_file_setup(name,
+ * 0, VM_NORESERVE, HUGETLB_ANONHUGE_INODE, page size log) (-ENODEV for a page size
+ * without an hstate). Without MFD_ALLOW_SEALING (or MFD_NOEXEC_SEAL) the file keeps
+ * F_SEAL_SEAL: no seal can be added.
  * @kernel mm/memfd.c:memfd_create, memfd_alloc_file (all versions)
- * Return: the file (O_RDWR), or -errno. MFD_HUGETLB ⇒ -EINVAL (model: hugetlbfs later).
+ * Return: the file (O_RDWR), or -errno.
  */
 export function memfd_create(name: string, flags: number): file | number {
   if (!(flags & MFD_HUGETLB)) {
@@ -54,10 +57,19 @@ export function memfd_create(name: string, flags: number): file | number {
   if (since(6, 3) && flags & MFD_EXEC && flags & MFD_NOEXEC_SEAL) return -EINVAL;
   // strnlen_user(uname, MFD_NAME_MAX_LEN + 1) counts the terminating NUL.
   if (new TextEncoder().encode(name).length + 1 > MFD_NAME_MAX_LEN + 1) return -EINVAL;
-  if (flags & MFD_HUGETLB) return -EINVAL; // hugetlbfs is not modelled yet
-  const f = shmem_file_setup(`memfd:${name}`, 0, VM_NORESERVE);
+  const f =
+    flags & MFD_HUGETLB
+      ? hugetlb_file_setup(
+          `memfd:${name}`,
+          0,
+          VM_NORESERVE,
+          HUGETLB_ANONHUGE_INODE,
+          Math.floor(flags / 2 ** MFD_HUGE_SHIFT) & MFD_HUGE_MASK,
+        )
+      : shmem_file_setup(`memfd:${name}`, 0, VM_NORESERVE);
   if (typeof f === 'number') return f;
-  const info = SHMEM_I(f.f_inode);
+  // memfd_file_seals_ptr(): the shmem or hugetlbfs inode's seals.
+  const info = flags & MFD_HUGETLB ? HUGETLBFS_I(f.f_inode) : SHMEM_I(f.f_inode);
   if (since(6, 3) && flags & MFD_NOEXEC_SEAL) {
     info.seals &= ~F_SEAL_SEAL;
     info.seals |= F_SEAL_EXEC;

@@ -27,7 +27,7 @@
  * Left out: swap and device entries (the model has none: a swap entry stops the run
  * with an error; a non-present value the model does not encode is copied as it is, as
  * the kernel does with entry kinds it does not recognise), userfaultfd-wp bits,
- * soft-dirty, hugetlb (copy_hugetlb_page_range), the batching of PTE-mapped large
+ * soft-dirty (hugetlb VMAs: copy_hugetlb_page_range in mm/hugetlb.ts), the batching of PTE-mapped large
  * folios (folio_pte_batch, v6.9+; entries are handled one by one, which ends in the
  * same state except that the kernel's batch merges the
  * write bit of a shared mapping's PTEs of one large folio), the need_resched() break
@@ -139,6 +139,7 @@ import { EAGAIN, EBUSY, ENOMEM } from '../include/linux/errno.js';
 import { folio_add_new_anon_rmap, folio_add_file_rmap_ptes, RMAP_EXCLUSIVE } from './rmap.js';
 import { alloc_page, GFP_HIGHUSER_MOVABLE } from './page_alloc.js';
 import { phys_copy_frame } from './sparse.js';
+import { copy_hugetlb_page_range } from './hugetlb.js';
 import {
   MMU_NOTIFY_PROTECTION_PAGE,
   mmu_notifier_invalidate_range_end,
@@ -740,8 +741,7 @@ export function vma_needs_copy(_dst_vma: vm_area_struct, src_vma: vm_area_struct
  * @kernel mm/memory.c:copy_page_range (v5.7+)
  * Locking: mmap_lock held for write in both mms (dup_mmap).
  * Return: 0, -ENOMEM, or track_pfn_copy's error (-EINVAL, or its reservation error).
- * Left out: hugetlb VMAs (copy_hugetlb_page_range is not modelled: such a VMA that
- *   needs copying stops the run with an error).
+ * Hugetlb VMAs: copy_hugetlb_page_range (mm/hugetlb.ts).
  */
 export function* copy_page_range(dst_vma: vm_area_struct, src_vma: vm_area_struct): Op<number> {
   let addr = src_vma.vm_start;
@@ -753,9 +753,8 @@ export function* copy_page_range(dst_vma: vm_area_struct, src_vma: vm_area_struc
 
   if (!vma_needs_copy(dst_vma, src_vma)) return 0;
 
-  if (is_vm_hugetlb_page(src_vma)) {
-    throw new Error('copy_hugetlb_page_range: hugetlb page tables are not modelled');
-  }
+  if (is_vm_hugetlb_page(src_vma))
+    return yield* copy_hugetlb_page_range(dst_mm, src_mm, dst_vma, src_vma);
 
   const pat = !since(6, 16) && (src_vma.vm_flags & VM_PFNMAP) !== 0n;
   if (pat) {

@@ -197,6 +197,7 @@ import {
 import { migration_entry_wait, pmd_migration_entry_wait } from './migrate.js';
 import { __copy_from_user_inatomic } from '../arch/x86/mm/fault.js';
 import { get_current } from '../include/linux/sched.js';
+import { hugetlb_fault } from './hugetlb.js';
 
 /** VM_FAULT_WRITE: "special case for get_user_pages" (≤ v6.1; removed by cb8d86331343, v6.2). */
 export const VM_FAULT_WRITE = 0x000008;
@@ -340,8 +341,8 @@ function sanitize_fault_flags(vma: vm_area_struct, flags: number): [vm_fault_t, 
  * Locking: mmap_lock held for read on entry; held on return unless VM_FAULT_RETRY or
  *   VM_FAULT_COMPLETED is returned (only a ->fault that drops it can cause that).
  * Return: vm_fault_t: 0, VM_FAULT_* error bits, VM_FAULT_MAJOR/RETRY/COMPLETED...
- * Left out: fault accounting (mm_account_fault), memcg OOM, hugetlb (not modelled yet: a
- *   VM_HUGETLB VMA throws).
+ * Left out: fault accounting (mm_account_fault), memcg OOM. A VM_HUGETLB VMA goes to
+ *   hugetlb_fault (mm/hugetlb.ts).
  */
 export function* handle_mm_fault(
   vma: vm_area_struct,
@@ -364,10 +365,8 @@ export function* handle_mm_fault(
   )
     return VM_FAULT_SIGSEGV;
   const is_droppable = since(6, 11) && (vma.vm_flags & VM_DROPPABLE) !== 0n;
-  if (vma.vm_flags & VM_HUGETLB) {
-    throw new Error('hugetlb_fault: hugetlb VMAs are not modelled yet');
-  }
-  ret = yield* __handle_mm_fault(vma, address, flags);
+  if (vma.vm_flags & VM_HUGETLB) ret = yield* hugetlb_fault(vma.vm_mm, vma, address, flags);
+  else ret = yield* __handle_mm_fault(vma, address, flags);
   if (is_droppable) ret &= ~VM_FAULT_OOM;
   return ret;
 }

@@ -32,7 +32,7 @@
  * version; before v5.18 the kernel cleared other non-swap entries silently and accounted
  * swap entries in MM_SWAPENTS), the batching of swap entries (swap_pte_batch), userfaultfd-wp
  * markers (ZAP_FLAG_DROP_MARKER is set where the kernel sets it and has no effect),
- * hugetlb, uprobes, folio_mark_accessed/LRU aging, the batching of PTE-mapped large
+ * uprobes (hugetlb VMAs: mm/hugetlb.ts), folio_mark_accessed/LRU aging, the batching of PTE-mapped large
  * folios (folio_pte_batch, v6.9+: entries are zapped one at a time, which ends in the
  * same state), the gather's batch limit (its forced mid-walk flush), CONFIG_PT_RECLAIM
  * (v6.14+ freeing of empty PTE tables by MADV_DONTNEED), DAX (vma_is_dax is false).
@@ -139,6 +139,7 @@ import {
 } from './huge_memory.anon.js';
 import { folio_mark_dirty } from './filemap.js';
 import { untrack_pfn } from '../arch/x86/mm/pat/memtype.js';
+import { __unmap_hugepage_range_final, is_vm_hugetlb_page } from './hugetlb.js';
 
 /** ULONG_MAX, as the kernel passes it for "to the end of the address space". */
 export const ULONG_MAX = 2 ** 64 - 1;
@@ -275,6 +276,16 @@ function __tlb_remove_folio_pages(
   tlb.pages.push({ page: p, nr, delay_rmap });
   if (delay_rmap) tlb.delayed_rmap = true;
   return false;
+}
+
+/**
+ * tlb_remove_page_size(tlb, page, page_size): the mapping's reference to the folio of
+ * page (a hugetlb folio, mapped whole) is dropped after the flush.
+ * @kernel include/asm-generic/tlb.h:tlb_remove_page_size (all versions)
+ * Return: nothing (the batch never fills in the model).
+ */
+export function tlb_remove_page_size(tlb: mmu_gather, p: page, _page_size: number): void {
+  __tlb_remove_folio_pages(tlb, p, 1, false);
 }
 
 /**
@@ -740,6 +751,7 @@ export function* unmap_page_range(
 /**
  * unmap_single_vma(tlb, vma, start, end, details, mm_wr_locked): zaps the part of
  * [start, end) inside vma; a VM_PFNMAP VMA's PAT memtype reservation is dropped first.
+ * A hugetlb VMA is zapped by __unmap_hugepage_range (mm/hugetlb.ts).
  * @kernel mm/memory.c:unmap_single_vma (v5.7+; mm_wr_locked v6.3+; untrack_pfn here
  *   until the 2025 pfnmap_track_ctx rework)
  * Locking: mmap_lock held.
@@ -759,7 +771,13 @@ export function* unmap_single_vma(
   if (end <= vma.vm_start) return;
   // The 2025 rework (f8e97613fed2 series, v6.16) drops the reservation with the VMA.
   if (vma.vm_flags & VM_PFNMAP && !since(6, 16)) yield* untrack_pfn(vma, 0, 0, mm_wr_locked);
-  if (start !== end) yield* unmap_page_range(tlb, vma, start, end, details);
+  if (start !== end) {
+    // hugetlb: __unmap_hugepage_range (under i_mmap_rwsem; skipped without vm_file, the
+    // mmap_region error cleanup), see mm/hugetlb.ts.
+    if (is_vm_hugetlb_page(vma))
+      yield* __unmap_hugepage_range_final(tlb, vma, start, end, null, details?.zap_flags ?? 0);
+    else yield* unmap_page_range(tlb, vma, start, end, details);
+  }
 }
 
 /**

@@ -29,6 +29,7 @@ import {
 } from '../include/linux/mm.js';
 import {
   EACCES,
+  EBADF,
   EEXIST,
   EINVAL,
   ENODEV,
@@ -83,6 +84,16 @@ import {
 } from './memory.zap.js';
 import { mmu_notifier_release } from './mmu_notifier.js';
 import { pfnmap_track_ctx_put } from './memory.pfnmap.js';
+import {
+  HUGETLB_ANON_FILE,
+  HUGETLB_ANONHUGE_INODE,
+  hstate_sizelog,
+  hugetlb_file_setup,
+  hugetlb_get_unmapped_area,
+  is_file_hugepages,
+} from '../fs/hugetlbfs/inode.js';
+import { hstate_file } from './hugetlb.js';
+import { huge_page_size } from './hugetlb.pool.js';
 
 export const PROT_NONE = 0x0;
 export const PROT_READ = 0x1;
@@ -209,10 +220,12 @@ export function calc_vm_flag_bits(flags: number): bigint {
  * get_unmapped_area: top-down search below mmap_base (arch_get_unmapped_area_topdown).
  * A hint is used when it is free. Anonymous and THP-capable mappings of at least
  * PMD_SIZE are PMD-aligned (v6.7+ "mm: align larger anonymous mappings on THP
- * boundaries"; files with huge faults align through their get_unmapped_area).
+ * boundaries"; files with huge faults align through their get_unmapped_area). A
+ * hugetlbfs file's ->get_unmapped_area is hugetlb_get_unmapped_area (-EINVAL/huge-page
+ * aligned).
  * @kernel mm/mmap.c:get_unmapped_area, arch_get_unmapped_area_topdown (all versions)
  * Locking: mmap_lock held for write.
- * Return: an address, or -ENOMEM.
+ * Return: an address, or -ENOMEM (-EINVAL for a misaligned hugetlbfs request).
  */
 export function get_unmapped_area(
   mm: mm_struct,
@@ -223,6 +236,9 @@ export function get_unmapped_area(
   flags: number,
 ): number {
   if (len > TASK_SIZE_MAX) return -ENOMEM;
+  // file->f_op->get_unmapped_area of hugetlbfs (fs/hugetlbfs/inode.ts).
+  if (file && is_file_hugepages(file))
+    return hugetlb_get_unmapped_area(mm, file, addr, len, _pgoff, flags);
   if (flags & MAP_FIXED) {
     if (addr + len > TASK_SIZE_MAX) return -ENOMEM;
     return addr;
@@ -394,6 +410,63 @@ export function* vm_mmap_pgoff(
   const ret = yield* do_mmap(mm, file, addr, len, prot, flags, pgoff);
   yield* up_write(mm.mmap_lock);
   return ret;
+}
+
+/** MAP_HUGE_SHIFT / MAP_HUGE_MASK: the log2 huge page size in mmap flags (uapi). */
+export const MAP_HUGE_SHIFT = 26;
+export const MAP_HUGE_MASK = 0x3f;
+
+/**
+ * ksys_mmap_pgoff(mm, addr, len, prot, flags, file, pgoff): mmap(2) after the descriptor
+ * lookup (the caller passes the file, or null: -EBADF without MAP_ANONYMOUS). A
+ * hugetlbfs file has len rounded up to its huge page size; MAP_HUGETLB on another file is
+ * -EINVAL; MAP_HUGETLB|MAP_ANONYMOUS maps a new unlinked hugetlbfs file
+ * (hugetlb_file_setup with VM_NORESERVE: the pages are reserved by hugetlbfs_file_mmap) of
+ * the page size in MAP_HUGE_MASK (0: the default; none: -EINVAL).
+ * @kernel mm/mmap.c:ksys_mmap_pgoff (all versions; audit_mmap_fd not modelled)
+ * Locking: none held; vm_mmap_pgoff takes mmap_lock.
+ * Return: the address or -errno. (The populate step of vm_mmap_pgoff is the caller's.)
+ */
+export function* ksys_mmap_pgoff(
+  mm: mm_struct,
+  addr: number,
+  len: number,
+  prot: number,
+  flags: number,
+  fd_file: file | null,
+  pgoff: number,
+): Op<number> {
+  let f: file | null = null;
+  let created = false;
+  if (!(flags & MAP_ANONYMOUS)) {
+    f = fd_file;
+    if (!f) return -EBADF;
+    if (is_file_hugepages(f)) {
+      const hsz = huge_page_size(hstate_file(f));
+      len = Math.ceil(len / hsz) * hsz;
+    } else if (flags & MAP_HUGETLB) {
+      return -EINVAL;
+    }
+  } else if (flags & MAP_HUGETLB) {
+    const hs = hstate_sizelog(Math.floor(flags / 2 ** MAP_HUGE_SHIFT) & MAP_HUGE_MASK);
+    if (!hs) return -EINVAL;
+    len = Math.ceil(len / huge_page_size(hs)) * huge_page_size(hs);
+    // VM_NORESERVE is used because the reservations will be taken when vm_ops->mmap() is
+    // called
+    const r = hugetlb_file_setup(
+      HUGETLB_ANON_FILE,
+      len,
+      VM_NORESERVE,
+      HUGETLB_ANONHUGE_INODE,
+      Math.floor(flags / 2 ** MAP_HUGE_SHIFT) & MAP_HUGE_MASK,
+    );
+    if (typeof r === 'number') return r;
+    f = r;
+    created = true;
+  }
+  const retval = yield* vm_mmap_pgoff(mm, f, addr, len, prot, flags, pgoff);
+  if (created) fput(f!);
+  return retval;
 }
 
 /** DEFAULT_MAX_MAP_COUNT: vm.max_map_count (the model's mm->map_count is mm.mmap.length). */

@@ -169,6 +169,7 @@ import {
 import { vm_normal_page, vm_normal_page_pmd } from './memory.normal.js';
 import { __split_huge_pmd, __split_huge_pud } from './huge_memory.anon.js';
 import { pfn_modify_allowed } from '../arch/x86/mm/pat/memtype.js';
+import { hugetlb_change_protection, is_vm_hugetlb_page } from './hugetlb.js';
 
 export const PROT_SEM = 0x8;
 export const PROT_GROWSDOWN = 0x01000000;
@@ -583,7 +584,7 @@ function* change_pud_range(
 
 /**
  * change_protection(tlb, vma, start, end, cp_flags): applies vma->vm_page_prot to every
- * present entry of [start, end).
+ * present entry of [start, end). A hugetlb VMA goes to hugetlb_change_protection.
  * @kernel mm/mprotect.c:change_protection, change_protection_range, change_p4d_range
  *   (v5.7+; newprot argument before v6.1, the same vm_page_prot from mprotect)
  * Locking: mmap_lock held for write.
@@ -597,6 +598,8 @@ export function* change_protection(
   cp_flags: number,
 ): Op<number> {
   const newprot = vma.vm_page_prot;
+  if (is_vm_hugetlb_page(vma))
+    return yield* hugetlb_change_protection(vma, start, end, newprot, cp_flags);
   let addr = start;
   BUG_ON(addr >= end, 'change_protection_range: addr >= end');
   let pages = 0;
