@@ -1,7 +1,7 @@
 /**
  * The model side of the agreement cases (issue 3 §6), at the live machine's version
  * (6.18): every (mapping kind × entry point) of conformance/cases.ts that the model
- * supports (all but hugetlb) is run with src/scenario/agreement.ts.
+ * supports (all of them) is run with src/scenario/agreement.ts.
  *
  * 1. The cases whose live result kernel-spec.md §11 states (O-1 .. O-7, O-11) are asserted
  *    one by one, named by their rule.
@@ -20,13 +20,12 @@ import type { Kernel } from '../src/kernel/kernel/kernel.js';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const EXPECTED = join(HERE, '..', 'conformance', 'expected-6.18.json');
 
-const KINDS = MAPPING_KINDS.map((k) => k.id).filter((k) => !k.startsWith('hugetlb'));
+const KINDS = MAPPING_KINDS.map((k) => k.id);
 const ENTRIES = ENTRY_POINTS.map((e) => e.id);
 
 /**
  * Cases where the model disagrees with the live 6.18 kernel, and why. Empty: the model
- * agrees on every comparable case (the hugetlb kinds are not modelled yet and are not
- * compared).
+ * agrees on every case.
  */
 export const KNOWN_DISAGREEMENTS: Readonly<Record<string, string>> = {};
 

@@ -13,7 +13,6 @@
  * Differences from the probe, each because the model lacks something:
  * - thp-anon: madvise(MADV_HUGEPAGE) is not modelled (mm/madvise.ts); the machine runs
  *   with THP "always" instead, which gives the range a PMD-mapped THP the same way;
- * - hugetlb-anon, hugetlb-memfd: hugetlb is not modelled yet: 'skip:hugetlb-not-modelled'.
  */
 import type { Kernel } from '../kernel/kernel/kernel.js';
 import { bootMachine } from './machine.js';
@@ -30,7 +29,9 @@ import { MADV_POPULATE_READ, MADV_POPULATE_WRITE } from '../kernel/mm/madvise.js
 import { O_CREAT, O_DIRECT, O_TRUNC } from '../kernel/include/linux/fs.js';
 import { O_RDONLY, O_RDWR } from '../kernel/fs/inode.js';
 import { errname } from '../kernel/include/linux/errno.js';
-import { HugetlbNotModelled } from '../kernel/arch/x86/entry/syscall_64.js';
+import { hugetlb_sysctl_handler } from '../kernel/mm/hugetlb.pool.js';
+import { MAP_HUGETLB } from '../kernel/mm/mmap.js';
+import { MFD_HUGETLB } from '../kernel/mm/memfd.js';
 import { FUTEX_WAKE } from '../kernel/kernel/futex/core.js';
 import { IORING_REGISTER_BUFFERS, IORING_UNREGISTER_BUFFERS } from '../kernel/io_uring/io_uring.js';
 import { PERF_COUNT_SW_DUMMY, PERF_TYPE_SOFTWARE } from '../kernel/kernel/events/core.js';
@@ -50,6 +51,9 @@ export const ODIRECT_PATH = '/var/tmp/pfnsim-probe-odirect';
 export function agreementMachine(version: string): Kernel {
   const k = bootMachine({ version });
   setTransparentHugepage(k, { enabled: 'always' });
+  // The probe makes sure 4 huge pages are free (/proc/sys/vm/nr_hugepages).
+  if (k.run(hugetlb_sysctl_handler(4)) !== 0)
+    throw new Error('agreementMachine: cannot fill the hugetlb pool');
   const p = spawnProcess(k, 'probe-setup');
   const data = p.buffer(FILE_LEN, 'p'.charCodeAt(0));
   for (const path of [MAP_PATH, ODIRECT_PATH]) {
@@ -129,8 +133,13 @@ export function setupKind(p: Process, kind: string): number | string {
       break;
     }
     case 'hugetlb-anon':
+      len = HPAGE;
+      addr = p.mmap(0, len, rw, anon | MAP_HUGETLB);
+      break;
     case 'hugetlb-memfd':
-      return 'skip:hugetlb-not-modelled';
+      len = HPAGE;
+      addr = sized(p.memfd_create('pfnsim', MFD_HUGETLB), MAP_SHARED);
+      break;
     case 'thp-anon': {
       const q = p.mmap(0, 2 * HPAGE, rw, anon);
       if (q < 0) return `skip:mmap${errname(q)}`;
@@ -270,9 +279,6 @@ export function runModelCase(k: Kernel, kind: string, entry: string): string {
     const addr = setupKind(p, kind);
     if (typeof addr === 'string') return addr;
     return runEntry(p, entry, addr);
-  } catch (e) {
-    if (e instanceof HugetlbNotModelled) return 'skip:hugetlb-not-modelled';
-    throw e;
   } finally {
     if (!p.exited) p.exit(0);
   }

@@ -7,13 +7,20 @@ import { describe, expect, it } from 'vitest';
 import { bootMachine } from './machine.js';
 import { Process, Signal, isSignal, spawnProcess } from './process.js';
 import { agreementMachine, runModelCase } from './agreement.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
+import {
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../kernel/mm/mmap.js';
 import { O_CREAT } from '../kernel/include/linux/fs.js';
 import { O_RDWR } from '../kernel/fs/inode.js';
 import { page_ref_count } from '../kernel/include/linux/page_ref.js';
 import { walkToPte, ptep_get } from '../kernel/include/linux/pgtable.js';
 import { pte_pfn } from '../kernel/arch/x86/include/asm/pgtable_types.js';
-import { HugetlbNotModelled } from '../kernel/arch/x86/entry/syscall_64.js';
+import { hugetlb_sysctl_handler } from '../kernel/mm/hugetlb.pool.js';
 import { MFD_HUGETLB } from '../kernel/mm/memfd.js';
 import type { page } from '../kernel/include/linux/mm_types.js';
 
@@ -81,11 +88,18 @@ describe('Process', () => {
     expect([...(q.load(dst, 1) as Uint8Array)]).toEqual([0x3c]);
   });
 
-  it('hugetlb is a clear model error (MAP_HUGETLB, MFD_HUGETLB)', () => {
+  it('hugetlb: MAP_HUGETLB and MFD_HUGETLB need pool pages (-ENOMEM without them)', () => {
     const k = bootMachine({ version: '6.18' });
     const p = spawnProcess(k, 'h');
-    expect(() => p.mmap(0, 2 << 20, RW, ANON | 0x40000)).toThrow(HugetlbNotModelled);
-    expect(() => p.memfd_create('h', MFD_HUGETLB)).toThrow(/hugetlb/);
+    expect(p.mmap(0, 2 << 20, RW, ANON | 0x40000)).toBe(-12);
+    k.run(hugetlb_sysctl_handler(2));
+    const a = p.mmap(0, 2 << 20, RW, ANON | 0x40000);
+    expect(a % (2 << 20)).toBe(0);
+    expect(p.store(a, [1])).toBe(0);
+    const fd = p.memfd_create('h', MFD_HUGETLB);
+    expect(fd).toBeGreaterThanOrEqual(0);
+    expect(p.ftruncate(fd, 2 << 20)).toBe(0);
+    expect(p.mmap(0, 2 << 20, RW, MAP_SHARED, fd, 0) % (2 << 20)).toBe(0);
   });
 });
 
@@ -94,6 +108,6 @@ describe('runModelCase', () => {
     const k = agreementMachine('6.18');
     expect(runModelCase(k, 'ext4-shared-rw', 'io_uring-register')).toBe('-EFAULT');
     expect(runModelCase(k, 'anon-private', 'io_uring-register')).toBe('ok');
-    expect(runModelCase(k, 'hugetlb-anon', 'cpu-read')).toBe('skip:hugetlb-not-modelled');
+    expect(runModelCase(k, 'hugetlb-anon', 'cpu-read')).toBe('ok');
   });
 });

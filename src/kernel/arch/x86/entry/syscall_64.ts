@@ -9,9 +9,6 @@
  * do_syscall (entry/common.ts) for the return to user space. They are generators so that
  * `current` is read when the call runs, not when the operation is built.
  *
- * hugetlb is not modelled yet: MAP_HUGETLB mappings and hugetlbfs files (MFD_HUGETLB)
- * are refused with a model error naming it.
- *
  * @kernel arch/x86/kernel/sys_x86_64.c:SYSCALL_DEFINE6(mmap); mm/mmap.c:ksys_mmap_pgoff,
  *   SYSCALL_DEFINE2(munmap); mm/util.c:vm_mmap_pgoff (populate); mm/mprotect.c:
  *   SYSCALL_DEFINE3(mprotect); mm/madvise.c:SYSCALL_DEFINE3(madvise); mm/mlock.c;
@@ -32,11 +29,10 @@ import {
 import { fput } from '../../../fs/file_table.js';
 import {
   MAP_ANONYMOUS,
-  MAP_HUGETLB,
   MAP_NONBLOCK,
   MAP_POPULATE,
   __vm_munmap,
-  vm_mmap_pgoff,
+  ksys_mmap_pgoff as mm_ksys_mmap_pgoff,
 } from '../../../mm/mmap.js';
 import { vma_lookup } from '../../../mm/vma.js';
 import { do_mprotect_pkey } from '../../../mm/mprotect.js';
@@ -45,26 +41,15 @@ import { mlock, munlock } from '../../../mm/mlock.js';
 import { mm_populate } from '../../../mm/gup.js';
 import { fork_task } from '../../../kernel/fork.js';
 import { do_exit } from '../../../kernel/exit.js';
-import { MFD_CLOEXEC, MFD_HUGETLB, memfd_create } from '../../../mm/memfd.js';
+import { MFD_CLOEXEC, memfd_create } from '../../../mm/memfd.js';
 import { O_CLOEXEC } from '../../../include/linux/fs.js';
 import { do_sys_ftruncate } from '../../../fs/open.js';
 import { PAGE_SIZE } from '../include/asm/pgtable_types.js';
 
-/** The error the model gives for the parts of hugetlb it does not have yet. */
-export class HugetlbNotModelled extends Error {
-  constructor(what: string) {
-    super(
-      `${what}: hugetlb (hugetlbfs, MAP_HUGETLB, MFD_HUGETLB) is not modelled yet; ` +
-        'it is being added separately (issue 3)',
-    );
-    this.name = 'HugetlbNotModelled';
-  }
-}
-
 /**
  * ksys_mmap_pgoff(addr, len, prot, flags, fd, pgoff): a file mapping needs a descriptor
- * (-EBADF); MAP_HUGETLB and hugetlbfs files are a model error; then vm_mmap_pgoff, and,
- * as vm_mmap_pgoff does after dropping mmap_lock, mm_populate for MAP_POPULATE (without
+ * (-EBADF); then mm/mmap.c's ksys_mmap_pgoff (MAP_HUGETLB and hugetlbfs files) and, as
+ * vm_mmap_pgoff does after dropping mmap_lock, mm_populate for MAP_POPULATE (without
  * MAP_NONBLOCK) or a VM_LOCKED result.
  * @kernel mm/mmap.c:ksys_mmap_pgoff, mm/util.c:vm_mmap_pgoff (all versions)
  * Locking: none held; vm_mmap_pgoff takes mmap_lock.
@@ -83,18 +68,8 @@ export function* ksys_mmap_pgoff(
   if (!(flags & MAP_ANONYMOUS)) {
     f = yield* fget(fd);
     if (!f) return -EBADF;
-    if (f.f_inode.i_sb.s_type === 'hugetlbfs') {
-      fput(f);
-      throw new HugetlbNotModelled('mmap of a hugetlbfs file');
-    }
-    if (flags & MAP_HUGETLB) {
-      fput(f);
-      return -EINVAL;
-    }
-  } else if (flags & MAP_HUGETLB) {
-    throw new HugetlbNotModelled('mmap(MAP_HUGETLB)');
   }
-  const ret = yield* vm_mmap_pgoff(mm, f, addr, len, prot, flags, pgoff);
+  const ret = yield* mm_ksys_mmap_pgoff(mm, addr, len, prot, flags, f, pgoff);
   if (f) fput(f);
   if (ret >= 0) {
     const vma = vma_lookup(mm, ret);
@@ -174,13 +149,12 @@ export function* sys_exit(code: number): Op<void> {
 }
 
 /**
- * memfd_create(name, flags): MFD_HUGETLB is a model error (hugetlbfs); otherwise
- * memfd_create's file is installed in a new descriptor (O_CLOEXEC with MFD_CLOEXEC).
+ * memfd_create(name, flags): memfd_create's file (shmem, or hugetlbfs with MFD_HUGETLB)
+ * installed in a new descriptor (O_CLOEXEC with MFD_CLOEXEC).
  * @kernel mm/memfd.c:SYSCALL_DEFINE2(memfd_create) (all versions)
  * Return: the descriptor or -errno.
  */
 export function* sys_memfd_create(name: string, flags: number): Op<number> {
-  if (flags & MFD_HUGETLB) throw new HugetlbNotModelled('memfd_create(MFD_HUGETLB)');
   const fd = yield* get_unused_fd_flags(flags & MFD_CLOEXEC ? O_CLOEXEC : 0);
   if (fd < 0) return fd;
   const f = memfd_create(name, flags);
