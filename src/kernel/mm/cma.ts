@@ -5,7 +5,9 @@
  * which migrates whatever lives in the range it picks (alloc_contig_range()) and tries
  * the next aligned range when that range is busy. A frame that cannot be migrated (a
  * pinned folio, a kernel page) blocks its range; cma_last_failure() says which frame
- * blocked each range and why, for the pin-tracking layer to name the pin.
+ * blocked each range and why, and names the pins holding it (who took them, through
+ * which GUP call, from where; gup.ts "Pin provenance"), which the model also logs in
+ * KERN_DEBUG lines prefixed "pfnsim:" (the kernel itself does not know pin owners).
  *
  * Freed CMA frames return to the allocator at once and, being order-0 frees, land on the
  * MOVABLE per-cpu list (free_unref_page), so the next movable allocation takes a frame a
@@ -40,6 +42,7 @@ import {
   free_contig_range,
   type ContigBlocker,
 } from './page_isolation.js';
+import { gup_pin_record_str, type gup_pin_record } from './gup.js';
 
 /** One candidate range cma_alloc() tried and could not allocate. */
 export interface CmaRangeAttempt {
@@ -63,6 +66,12 @@ export interface CmaAllocFailure {
   readonly attempts: readonly CmaRangeAttempt[];
   /** The first blocker found (the frame that blocked the first busy range). */
   readonly blocker: ContigBlocker | null;
+  /**
+   * Model only: every FOLL_PIN pin that held a blocking frame, over all the ranges tried,
+   * oldest first (each blocker's `pins`, without repeats). The kernel's own messages do
+   * not name pins; the model adds a KERN_DEBUG "pfnsim:" line per busy range.
+   */
+  readonly pins: readonly gup_pin_record[];
 }
 
 interface CmaModel {
@@ -311,6 +320,7 @@ export function* cma_alloc(
       if (ret !== -EBUSY) break;
       const at = since(6, 5) ? `pfn 0x${pfn.toString(16)} ${ptr(pfn)}` : ptr(pfn);
       pr_debug(`cma: ${fnRange}(): memory range at ${at} is busy, retrying`);
+      pfnsim_report_busy(c, attempts[attempts.length - 1]!);
       // try again with a bit different memory target
       start = bitmap_no + mask + 1;
     }
@@ -324,6 +334,8 @@ export function* cma_alloc(
   }
   pr_debug(`cma: ${fnAlloc}(): returned ${ptr(pg)}`);
   if (pg === null) {
+    const pins = new Map<number, gup_pin_record>();
+    for (const a of attempts) for (const r of a.blocker?.pins ?? []) pins.set(r.id, r);
     m.lastFailure = {
       cma: c.name,
       count,
@@ -331,9 +343,28 @@ export function* cma_alloc(
       ret,
       attempts,
       blocker: attempts.find((a) => a.blocker)?.blocker ?? null,
+      pins: [...pins.values()].sort((a, b) => a.id - b.id),
     };
   }
   return pg;
+}
+
+/**
+ * Model-only log line(s) for a busy range, after the kernel's own "is busy" message:
+ * which frame blocked it and, when the frame is pinned, who holds each pin (task, GUP
+ * entry point and flags, caller, time). KERN_DEBUG and prefixed "pfnsim:" so they are
+ * never mistaken for kernel output.
+ */
+function pfnsim_report_busy(c: cma, a: CmaRangeAttempt): void {
+  const b = a.blocker;
+  if (!b) return;
+  const range = `[0x${a.start_pfn.toString(16)}-0x${a.end_pfn.toString(16)})`;
+  const head = `pfnsim: cma: ${c.name}: range ${range} busy at pfn 0x${b.pfn.toString(16)}`;
+  if (!b.pins.length) {
+    pr_debug(`${head}: ${b.reason}`);
+    return;
+  }
+  for (const r of b.pins) pr_debug(`${head}: pinned by ${gup_pin_record_str(r)}`);
 }
 
 /**
@@ -375,7 +406,8 @@ export function* cma_release(c: cma | null, pages: page | null, count: number): 
 /**
  * The failure of the most recent cma_alloc() on this area: every range tried and the
  * frame that blocked it (pfn, refcount against the expected refcount, mapcount, pincount,
- * whether it may be DMA-pinned, the migration error). Null if that call succeeded.
+ * whether it may be DMA-pinned, the migration error, and the pins holding it with their
+ * owners). Null if that call succeeded.
  */
 export function cma_last_failure(c: cma): CmaAllocFailure | null {
   return cm(c).lastFailure;

@@ -39,6 +39,9 @@
  *   (PF_MEMALLOC_PIN: allocations made while pinning are not steered away from CMA and
  *   ZONE_MOVABLE; the migration target of a long-term pin is), NR_FOLL_PIN_* vmstat
  *   counters, mmap_read_lock_killable's -EINTR, and arch_make_folio_accessible (x86: 0).
+ * - Model addition (not kernel behaviour): every live FOLL_PIN pin is recorded with its
+ *   owner, entry point, flags, call path and time ("Pin provenance", end of file), so
+ *   that reports such as cma_alloc's failure can name the pin holding a frame.
  * - GUP-fast's IRQ-disabled window (which keeps page tables from being freed under the
  *   walk) is not modelled: a walker that races with a table free reads the freed table's
  *   cleared entries and fails its re-check, as it would on a live kernel.
@@ -407,6 +410,7 @@ export function try_grab_folio(f: folio, refs: number, flags: number): number {
     } else {
       folio_ref_add(f, refs * GUP_PIN_COUNTING_BIAS);
     }
+    gup_pin_record_add(f, refs, flags); // model: pin provenance (end of file)
   }
   return 0;
 }
@@ -420,6 +424,7 @@ export function try_grab_folio(f: folio, refs: number, flags: number): number {
 export function gup_put_folio(f: folio, refs: number, flags: number): void {
   if (flags & FOLL_PIN) {
     if (since(6, 5) && is_zero_page(f)) return;
+    gup_pin_record_del(f, refs); // model: pin provenance (end of file)
     if (folio_has_pincount(f)) folio_pincount_add(f, -refs);
     else refs *= GUP_PIN_COUNTING_BIAS;
   }
@@ -481,6 +486,7 @@ function* try_grab_folio_fast(p: page, refs: number, flags: number): Op<folio | 
   // try_get_folio() is left intact.
   if (folio_has_pincount(f)) folio_pincount_add(f, refs);
   else folio_ref_add(f, refs * (GUP_PIN_COUNTING_BIAS - 1));
+  gup_pin_record_add(f, refs, flags); // model: pin provenance (end of file)
   return f;
 }
 
@@ -2923,4 +2929,309 @@ export function* pin_user_pages_fast(
   // FOLL_GET and FOLL_PIN are mutually exclusive.
   if (WARN_ON_ONCE((gup_flags & FOLL_GET) !== 0, 'pin_user_pages_fast:get')) return -EINVAL;
   return yield* gup_fast_fallback(start, nr_pages, gup_flags | FOLL_PIN, pages);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The *_locked entry points (v5.7–v5.17): mm/frame_vector.c's GUP calls                 */
+/* ------------------------------------------------------------------------------------ */
+
+/**
+ * get_user_pages_locked(start, nr_pages, gup_flags, pages, locked): FOLL_GET (with
+ * pages[]) on current's mm with FOLL_TOUCH, under mmap_lock held by the caller, which a
+ * fault may drop (then *locked = 0). FOLL_LONGTERM WARNs and is -EINVAL ("incompatible
+ * with FAULT_FLAG_ALLOW_RETRY"); from v5.8 so is a FOLL_PIN from the caller (420c2091b65a
+ * "mm/gup: introduce pin_user_pages_locked()", v2 of which added the check).
+ * The only caller in the model is mm/frame_vector.c of v5.7.
+ * @kernel mm/gup.c:get_user_pages_locked (v5.7–v5.17; removed by "mm/gup: remove
+ *   get_user_pages_locked()", John Hubbard, v5.18 — the mainline hash is not pinned here;
+ *   calling it on a later kernel is a model error)
+ * Locking: current->mm->mmap_lock held for read, *locked == 1; on return *locked says
+ *   whether it is still held.
+ * Return: pages done, or -errno.
+ */
+export function* get_user_pages_locked(
+  start: number,
+  nr_pages: number,
+  gup_flags: number,
+  pages: page_array | null,
+  locked: int_ptr,
+): Op<number> {
+  if (since(5, 18))
+    throw new Error(
+      `get_user_pages_locked does not exist in kernel ${currentKernel().version.name}: removed in v5.18 ("mm/gup: remove get_user_pages_locked()")`,
+    );
+  // FIXME: Current FOLL_LONGTERM behavior is incompatible with FAULT_FLAG_ALLOW_RETRY
+  // because of the FS DAX check requirement on vmas.
+  if (WARN_ON_ONCE((gup_flags & FOLL_LONGTERM) !== 0, 'get_user_pages_locked:longterm'))
+    return -EINVAL;
+  // FOLL_PIN must only be set internally by the pin_user_pages*() APIs, never directly by
+  // the caller, so enforce that.
+  if (since(5, 8) && WARN_ON_ONCE((gup_flags & FOLL_PIN) !== 0, 'get_user_pages_locked:pin'))
+    return -EINVAL;
+  return yield* __get_user_pages_locked(
+    get_current().mm!,
+    start,
+    nr_pages,
+    pages,
+    0,
+    locked,
+    gup_flags | FOLL_TOUCH,
+  );
+}
+
+/**
+ * pin_user_pages_locked(start, nr_pages, gup_flags, pages, locked): the FOLL_PIN variant
+ * of get_user_pages_locked: FOLL_LONGTERM and FOLL_GET WARN and are -EINVAL; the pins
+ * are taken with FOLL_PIN|FOLL_TOUCH and no long-term migration (a pin of a CMA page stays
+ * in the CMA area, R-GUP-8).
+ * @kernel mm/gup.c:pin_user_pages_locked (v5.8–v5.17: 420c2091b65a "mm/gup: introduce
+ *   pin_user_pages_locked()"; removed by "mm/gup: remove unused pin_user_pages_locked()",
+ *   John Hubbard, v5.18 — mainline hash not pinned here; calling it outside v5.8–v5.17
+ *   is a model error)
+ * Locking: current->mm->mmap_lock held for read, *locked == 1; a fault may drop it
+ *   (*locked = 0).
+ * Return: pages pinned, or -errno.
+ */
+export function* pin_user_pages_locked(
+  start: number,
+  nr_pages: number,
+  gup_flags: number,
+  pages: page_array | null,
+  locked: int_ptr,
+): Op<number> {
+  requireVersion('pin_user_pages_locked', 5, 8, 'added by 420c2091b65a');
+  if (since(5, 18))
+    throw new Error(
+      `pin_user_pages_locked does not exist in kernel ${currentKernel().version.name}: removed in v5.18 ("mm/gup: remove unused pin_user_pages_locked()")`,
+    );
+  // FIXME: Current FOLL_LONGTERM behavior is incompatible with FAULT_FLAG_ALLOW_RETRY
+  // because of the FS DAX check requirement on vmas.
+  if (WARN_ON_ONCE((gup_flags & FOLL_LONGTERM) !== 0, 'pin_user_pages_locked:longterm'))
+    return -EINVAL;
+  // FOLL_GET and FOLL_PIN are mutually exclusive.
+  if (WARN_ON_ONCE((gup_flags & FOLL_GET) !== 0, 'pin_user_pages_locked:get')) return -EINVAL;
+  gup_flags |= FOLL_PIN;
+  return yield* __get_user_pages_locked(
+    get_current().mm!,
+    start,
+    nr_pages,
+    pages,
+    0,
+    locked,
+    gup_flags | FOLL_TOUCH,
+  );
+}
+
+/* ==================================================================================== */
+/* Pin provenance (model only, not kernel behaviour; issue 3 §5)                          */
+/*                                                                                        */
+/* The kernel counts FOLL_PIN pins (GUP_PIN_COUNTING_BIAS in the refcount, or            */
+/* folio->_pincount) but does not remember who took them. The model keeps, per kernel    */
+/* instance, a record of every live pin: the task, the GUP entry point and its flags, the */
+/* call path and the logical time, so that a report (cma_alloc's failure, pfnsan) can     */
+/* name the pin that holds a frame. try_grab_folio / try_grab_folio_fast add records;     */
+/* gup_put_folio removes them. Nothing here changes what the kernel model does.           */
+/* ==================================================================================== */
+
+// Imports of this section (kept with it; ES imports are hoisted).
+import { call_path, type Frame } from '../kernel/callpath.js';
+
+/** One grab of FOLL_PIN pins on a folio (model). */
+export interface gup_pin_record {
+  /** Deterministic id, in pin order. */
+  readonly id: number;
+  /** The folio (head pfn) pinned, and its size then. */
+  readonly folio: number;
+  readonly nr_pages: number;
+  /** Pins of this grab still held (try_grab_folio's refs, less those released). */
+  count: number;
+  /** current at the time of the pin. */
+  readonly comm: string;
+  readonly pid: number;
+  /** The outermost mm/gup.c entry point on the call path (pin_user_pages_fast, ...). */
+  readonly entry: string | null;
+  /** The frame that called the entry point (get_vaddr_frames, io_sqe_buffer_register, ...). */
+  readonly caller: Frame | null;
+  /** The flags try_grab_folio saw (FOLL_PIN and the internal flags included). */
+  readonly gup_flags: number;
+  /** The modelled kernel functions on the stack, innermost first (callpath.ts). */
+  readonly call_path: readonly Frame[];
+  /** Logical time (ns since boot) and scheduler step of the pin. */
+  readonly time_ns: number;
+  readonly step: number;
+}
+
+interface GupPinState {
+  /** Live records by folio head pfn, oldest first. */
+  readonly byFolio: Map<number, gup_pin_record[]>;
+}
+
+function pinState(): GupPinState {
+  const k = currentKernel();
+  return ((k.sub.gup_pins as GupPinState | undefined) ??= { byFolio: new Map() });
+}
+
+/** The GUP entry points a pin can be attributed to. */
+const GUP_ENTRY_POINTS = new Set([
+  'pin_user_pages',
+  'pin_user_pages_fast',
+  'pin_user_pages_fast_only',
+  'pin_user_pages_remote',
+  'pin_user_pages_unlocked',
+  'pin_user_pages_locked',
+  'memfd_pin_folios',
+  'get_user_pages',
+  'get_user_pages_fast',
+  'get_user_pages_fast_only',
+  'get_user_pages_remote',
+  'get_user_pages_unlocked',
+  'get_user_pages_locked',
+]);
+
+/** Adds a record of `refs` new FOLL_PIN pins on f (from try_grab_folio[_fast]). */
+function gup_pin_record_add(f: folio, refs: number, flags: number): void {
+  if (!(flags & FOLL_PIN) || refs <= 0) return;
+  const k = currentKernel();
+  // This function's own frame is left out, and so are the model's Kernel.run/clocked
+  // wrappers (src/kernel/kernel/kernel.ts, which no kernel file corresponds to).
+  const frames = call_path(1).filter((f) => f.file !== 'kernel/kernel.c');
+  let ei = -1;
+  for (let i = 0; i < frames.length; i++)
+    if (frames[i]!.file === 'mm/gup.c' && GUP_ENTRY_POINTS.has(frames[i]!.fn)) ei = i;
+  const t = get_current();
+  const rec: gup_pin_record = {
+    id: k.nextId('gup_pin'),
+    folio: f,
+    nr_pages: folio_nr_pages(f),
+    count: refs,
+    comm: t.comm,
+    pid: t.pid,
+    entry: ei >= 0 ? frames[ei]!.fn : null,
+    caller: ei >= 0 ? (frames[ei + 1] ?? null) : null,
+    gup_flags: flags,
+    call_path: frames,
+    time_ns: k.ktime_ns,
+    step: k.step,
+  };
+  const m = pinState().byFolio;
+  const list = m.get(f);
+  if (list) list.push(rec);
+  else m.set(f, [rec]);
+}
+
+/**
+ * Removes `refs` pins of f from the records. The kernel does not say whose pins an unpin
+ * drops; the model takes them from the newest records of the current task first, then
+ * from the newest records of anyone (an unpin by another task, e.g. io_uring teardown
+ * from a worker, or a pin of a large folio that was split since: looked up by range).
+ */
+function gup_pin_record_del(f: folio, refs: number): void {
+  const m = pinState().byFolio;
+  let key: number = f;
+  let list = m.get(key);
+  if (!list) {
+    for (const [head, l] of m) {
+      if (l.some((r) => f >= head && f < head + r.nr_pages)) {
+        key = head;
+        list = l;
+        break;
+      }
+    }
+  }
+  if (!list) return;
+  const pid = get_current().pid;
+  for (const mine of [true, false]) {
+    for (let i = list.length - 1; i >= 0 && refs > 0; i--) {
+      const r = list[i]!;
+      if (mine && r.pid !== pid) continue;
+      const n = Math.min(r.count, refs);
+      r.count -= n;
+      refs -= n;
+      if (r.count === 0) list.splice(i, 1);
+    }
+  }
+  if (!list.length) m.delete(key);
+}
+
+/**
+ * The live pin records of the folio containing pfn (copies, oldest first); empty when
+ * it has none or has no struct page. Model inspection for reports (cma_alloc's failure)
+ * and tests.
+ */
+export function page_pin_records(pfn: number): gup_pin_record[] {
+  const m = pinState().byFolio;
+  const out: gup_pin_record[] = [];
+  for (const [head, l] of m)
+    for (const r of l) if (pfn >= head && pfn < head + r.nr_pages) out.push({ ...r });
+  return out.sort((a, b) => a.id - b.id);
+}
+
+/** Every live pin record of the kernel (copies, oldest first): leak checks at teardown. */
+export function gup_live_pin_records(): gup_pin_record[] {
+  const out: gup_pin_record[] = [];
+  for (const l of pinState().byFolio.values()) for (const r of l) out.push({ ...r });
+  return out.sort((a, b) => a.id - b.id);
+}
+
+const FOLL_NAMES: readonly [number, string][] = [
+  [FOLL_WRITE, 'FOLL_WRITE'],
+  [FOLL_GET, 'FOLL_GET'],
+  [FOLL_DUMP, 'FOLL_DUMP'],
+  [FOLL_FORCE, 'FOLL_FORCE'],
+  [FOLL_NOWAIT, 'FOLL_NOWAIT'],
+  [FOLL_NOFAULT, 'FOLL_NOFAULT'],
+  [FOLL_HWPOISON, 'FOLL_HWPOISON'],
+  [FOLL_ANON, 'FOLL_ANON'],
+  [FOLL_LONGTERM, 'FOLL_LONGTERM'],
+  [FOLL_SPLIT_PMD, 'FOLL_SPLIT_PMD'],
+  [FOLL_PCI_P2PDMA, 'FOLL_PCI_P2PDMA'],
+  [FOLL_INTERRUPTIBLE, 'FOLL_INTERRUPTIBLE'],
+  [FOLL_HONOR_NUMA_FAULT, 'FOLL_HONOR_NUMA_FAULT'],
+  [FOLL_TOUCH, 'FOLL_TOUCH'],
+  [FOLL_TRIED, 'FOLL_TRIED'],
+  [FOLL_REMOTE, 'FOLL_REMOTE'],
+  [FOLL_PIN, 'FOLL_PIN'],
+  [FOLL_FAST_ONLY, 'FOLL_FAST_ONLY'],
+  [FOLL_UNLOCKABLE, 'FOLL_UNLOCKABLE'],
+  [FOLL_MADV_POPULATE, 'FOLL_MADV_POPULATE'],
+  [FOLL_NUMA, 'FOLL_NUMA'],
+  [FOLL_COW, 'FOLL_COW'],
+  [FOLL_MLOCK, 'FOLL_MLOCK'],
+  [FOLL_POPULATE, 'FOLL_POPULATE'],
+];
+
+/** "FOLL_WRITE|FOLL_LONGTERM" (model formatting; "0" for none). */
+export function foll_flags_str(flags: number): string {
+  return (
+    FOLL_NAMES.filter(([b]) => (flags & b) !== 0)
+      .map(([, n]) => n)
+      .join('|') || '0'
+  );
+}
+
+/** The flags GUP adds itself, left out when naming the caller's flags. */
+const GUP_ADDED_FLAGS =
+  FOLL_PIN |
+  FOLL_GET |
+  FOLL_TOUCH |
+  FOLL_TRIED |
+  FOLL_REMOTE |
+  FOLL_FAST_ONLY |
+  FOLL_UNLOCKABLE |
+  FOLL_MADV_POPULATE |
+  FOLL_NUMA |
+  FOLL_COW;
+
+/**
+ * One line naming a pin's owner: "app(1001) via pin_user_pages_fast(FOLL_WRITE) at
+ * get_vaddr_frames (drivers/media/common/videobuf2/frame_vector.c), 1 pin, t=0.000123s
+ * step 12" (model formatting; the flags shown leave out those GUP adds itself; the step
+ * only inside a multi-thread run).
+ */
+export function gup_pin_record_str(r: gup_pin_record): string {
+  const via = r.entry ? ` via ${r.entry}(${foll_flags_str(r.gup_flags & ~GUP_ADDED_FLAGS)})` : '';
+  const at = r.caller ? ` at ${r.caller.fn} (${r.caller.file})` : '';
+  const t = (r.time_ns / 1e9).toFixed(6);
+  const step = r.step >= 0 ? ` step ${r.step}` : '';
+  return `${r.comm}(${r.pid})${via}${at}, ${r.count} pin${r.count === 1 ? '' : 's'}, t=${t}s${step}`;
 }

@@ -9,7 +9,9 @@
  * the kernel; they are here, next to the isolation they drive, and keep their names.
  * When a range cannot be allocated the model records the frame that blocked it and why
  * (alloc_contig_last_blocker()), the information the kernel only gives through the
- * test_pages_isolated tracepoint and dynamic-debug page dumps.
+ * test_pages_isolated tracepoint and dynamic-debug page dumps, and, beyond what the
+ * kernel knows, the FOLL_PIN pins holding that frame with their owners (gup.ts, "Pin
+ * provenance").
  *
  * Left out: hugetlb and non-LRU movable pages, reclaim of clean page cache
  * (reclaim_clean_pages_from_list: clean unmapped page-cache folios are migrated rather
@@ -80,6 +82,7 @@ import {
   type MigrateFailure,
   type migration_target_control,
 } from './migrate.js';
+import { page_pin_records, type gup_pin_record } from './gup.js';
 
 /** Isolation flags (include/linux/page-isolation.h, v5.7-v6.15). */
 export const MEMORY_OFFLINE = 0x1;
@@ -316,6 +319,12 @@ export interface ContigBlocker {
   readonly maybe_dma_pinned: boolean;
   /** The last migration attempt's failure, if migration was tried. */
   readonly migrate: MigrateFailure | null;
+  /**
+   * Model only (the kernel does not know who pinned a page): the live FOLL_PIN pins of
+   * the frame's folio when the range was found busy — who took them, through which GUP
+   * entry point, with which flags, from where and when (gup.ts, "Pin provenance").
+   */
+  readonly pins: readonly gup_pin_record[];
 }
 
 interface ContigState {
@@ -351,6 +360,7 @@ function describeBlocker(pfn: number): ContigBlocker {
     pincount: 0,
     maybe_dma_pinned: false,
     migrate: null,
+    pins: [] as readonly gup_pin_record[],
   };
   if (fl & PG_reserved) return { ...base, kind: 'reserved', reason: 'PageReserved: never movable' };
   if (fl & PG_table)
@@ -384,6 +394,7 @@ function describeBlocker(pfn: number): ContigBlocker {
     pincount,
     maybe_dma_pinned: large ? pincount > 0 : refcount >= 1024,
     migrate: mig,
+    pins: page_pin_records(pfn),
   };
 }
 
