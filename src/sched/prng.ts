@@ -1,6 +1,6 @@
 /**
  * A small seeded PRNG (mulberry32) for the explorer's random and PCT modes. The model
- * never uses Math.random: the same seed always gives the same sequence.
+ * draws from this generator only, so the same seed always gives the same sequence.
  */
 export class Prng {
   private a: number;

@@ -104,9 +104,6 @@ import {
   folio_expected_refs,
   folio_isolate_lru,
   folioIsolated,
-  is_migration_entry,
-  is_readable_exclusive_migration_entry,
-  is_writable_migration_entry,
   migrate_failure,
   migrate_pages,
   migration_entry_wait,
@@ -117,11 +114,16 @@ import {
   MR_SYSCALL,
   putback_movable_pages,
   remove_migration_ptes,
-  swp_offset,
-  swp_offset_pfn,
   try_to_migrate,
   type migration_target_control,
 } from './migrate.js';
+import {
+  is_migration_entry,
+  is_readable_exclusive_migration_entry,
+  is_writable_migration_entry,
+  swp_offset,
+  swp_offset_pfn,
+} from '../include/linux/swapops.js';
 import { SWP_MIG_DIRTY, SWP_MIG_YOUNG } from '../include/linux/swapops.js';
 
 const GiB = 2 ** 30;

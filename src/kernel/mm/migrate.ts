@@ -217,36 +217,6 @@ export const TTU_SYNC = 0x10;
 export const TTU_BATCH_FLUSH = 0x40;
 export const TTU_RMAP_LOCKED = 0x80;
 
-/* Migration entries live in include/linux/swapops.ts; re-exported here for the files    */
-/* that imported them from this one.                                                    */
-export {
-  _PAGE_SWP_MODEL,
-  SWP_MIGRATION_READ,
-  SWP_MIGRATION_READ_EXCLUSIVE,
-  SWP_MIGRATION_WRITE,
-  is_migration_entry,
-  is_pmd_migration_entry,
-  is_readable_exclusive_migration_entry,
-  is_readable_migration_entry,
-  is_swap_pte,
-  is_writable_migration_entry,
-  is_migration_entry_dirty,
-  is_migration_entry_young,
-  make_migration_entry_dirty,
-  make_migration_entry_young,
-  make_readable_exclusive_migration_entry,
-  make_readable_migration_entry,
-  make_writable_migration_entry,
-  pfn_swap_entry_folio,
-  pfn_swap_entry_to_page,
-  pte_to_swp_entry,
-  swp_entry_to_pte,
-  swp_offset,
-  swp_offset_pfn,
-  swp_type,
-  type swp_entry_t,
-} from '../include/linux/swapops.js';
-
 /* ------------------------------------------------------------------------------------ */
 /* Model state: isolated folios, per-folio failure records, the folio lock              */
 /* ------------------------------------------------------------------------------------ */

@@ -50,7 +50,7 @@ import { mmap_read_lock, mmap_read_unlock } from '../include/linux/mmap_lock.js'
 import { vm_area_alloc, vma_link } from './vma.js';
 import { alloc_page, alloc_pages, GFP_HIGHUSER_MOVABLE } from './page_alloc.js';
 import { mm_get_huge_zero_folio } from './huge_memory.js';
-import { make_readable_migration_entry } from './migrate.js';
+import { make_readable_migration_entry } from '../include/linux/swapops.js';
 import {
   FW_LEVEL_PMD,
   FW_LEVEL_PTE,

@@ -79,7 +79,7 @@ import {
   is_pmd_migration_entry,
   pfn_swap_entry_to_page,
   pte_to_swp_entry,
-} from './migrate.js';
+} from '../include/linux/swapops.js';
 import { since } from '../version.js';
 
 /** folio_walk_flags_t: walk shared zeropages (small and huge) as well. */
