@@ -91,6 +91,22 @@ export const CONFIG_OPTIONS: Readonly<Record<string, OptionSpec>> = {
     def: false,
     since: V(6, 12),
   },
+  CONFIG_PFNSAN: {
+    help: 'model-only: pfnsan, the PFN sanitizer (leases, frame owners and generations, reports)',
+    def: true,
+  },
+  CONFIG_IOMMU_SUPPORT: { help: 'IOMMU drivers and the IOMMU API', def: true },
+  CONFIG_IOMMU_DEFAULT_DMA_STRICT: {
+    help: 'DMA API unmaps flush the IOTLB synchronously (else lazy flush queue; iommu.strict)',
+    def: true,
+  },
+  CONFIG_PCI_P2PDMA: { help: 'peer-to-peer DMA between PCI devices', def: true },
+  CONFIG_VFIO_IOMMU_TYPE1: { help: 'VFIO type1 IOMMU backend', def: true },
+  CONFIG_VFIO_PCI: { help: 'vfio-pci driver', def: true },
+  CONFIG_KVM: { help: 'kernel-based virtual machine', def: true },
+  CONFIG_ACRN_HSM: { help: 'ACRN hypervisor service module (v5.12+)', def: true, since: V(5, 12) },
+  CONFIG_DMA_SHARED_BUFFER: { help: 'dma-buf', def: true },
+  CONFIG_INFINIBAND_ON_DEMAND_PAGING: { help: 'RDMA on-demand paging (ODP)', def: true },
   CONFIG_HZ: { help: 'timer frequency (jiffies per second)', def: 250, numeric: true },
   CONFIG_NR_CPUS: { help: 'number of CPUs', def: 2, numeric: true },
 };

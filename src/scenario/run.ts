@@ -61,6 +61,8 @@ export function runThreads(
     steps: res.trace.map((s) => ({ ...s })),
     log: k.log.map((l) => ({ ...l })),
     notes: notes.list,
+    reports: [],
+    snapshots: [],
     ...(error !== undefined ? { error } : {}),
   };
 }
