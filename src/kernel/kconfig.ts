@@ -76,6 +76,7 @@ export const CONFIG_OPTIONS: Readonly<Record<string, OptionSpec>> = {
     since: V(5, 13),
     until: V(5, 14),
   },
+  CONFIG_DEVMEM: { help: '/dev/mem (drivers/char/mem.c); off: no /dev/mem node', def: true },
   CONFIG_STRICT_DEVMEM: { help: '/dev/mem only for non-RAM, non-claimed ranges', def: true },
   CONFIG_IO_STRICT_DEVMEM: {
     help: '/dev/mem refuses and revokes ranges claimed by drivers',

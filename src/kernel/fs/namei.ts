@@ -1,7 +1,8 @@
 /**
  * A minimal VFS namespace per kernel instance and the path walk of open(2):
  *   /          ext4 (the write-back file system of fs/ext4)
- *   /dev       devtmpfs with /dev/zero and /dev/null (drivers/char/mem)
+ *   /dev       devtmpfs with /dev/zero, /dev/null and (CONFIG_DEVMEM) /dev/mem
+ *              (drivers/char/mem)
  *   /dev/shm   tmpfs (mm/shmem)
  *   /tmp       tmpfs
  *   /proc      /proc/<pid>/mem and /proc/self/mem (fs/proc/base)
@@ -57,7 +58,7 @@ import {
   shmem_get_inode,
   shmem_sb,
 } from '../mm/shmem.js';
-import { null_fops, zero_fops } from '../drivers/char/mem.js';
+import { mem_fops, null_fops, zero_fops } from '../drivers/char/mem.js';
 import { proc_mem_operations, proc_pid_make_inode, proc_sb } from './proc/base.js';
 import { find_get_task_by_vpid } from '../kernel/pid.js';
 // The read/write and setattr hooks of ext4 and shmem attach themselves on load.
@@ -114,6 +115,8 @@ export function init_mnt_ns(): mnt_namespace {
   const dev = ns.names.get(mounts[1]!)!;
   dev.set('zero', { d_inode: new_inode(devtmpfs_sb(), 'chr'), f_op: zero_fops });
   dev.set('null', { d_inode: new_inode(devtmpfs_sb(), 'chr'), f_op: null_fops });
+  if (k.config.CONFIG_DEVMEM === true)
+    dev.set('mem', { d_inode: new_inode(devtmpfs_sb(), 'chr'), f_op: mem_fops });
   return ns;
 }
 

@@ -28,6 +28,11 @@ import { EBUSY, EINVAL } from '../include/linux/errno.js';
 import { get_current } from '../include/linux/sched.js';
 import { PAGE_SIZE } from '../arch/x86/include/asm/pgtable_types.js';
 import { since } from '../version.js';
+import { runOp, currentThread, type Op } from '../../sched/index.js';
+import type { address_space, inode, super_block } from '../include/linux/mm_types.js';
+import { new_inode } from '../fs/inode.js';
+import { unmap_mapping_range } from '../mm/memory.zap.js';
+import { devmem_is_allowed } from '../arch/x86/mm/init.js';
 
 /* include/linux/ioport.h: resource flags. */
 export const IORESOURCE_BITS = 0x000000ff;
@@ -170,9 +175,15 @@ export interface iomem_state {
   readonly iomem_revoke_hooks: iomem_revoke_hook[];
   /**
    * strict_iomem_checks: CONFIG_STRICT_DEVMEM at boot; `iomem=relaxed` clears it and
-   * `iomem=strict` sets it (set this field to model the boot parameter).
+   * `iomem=strict` sets it (set this field, or call {@link strict_iomem}, to model the
+   * boot parameter).
    */
   strict_iomem_checks: boolean;
+  /**
+   * iomem_inode (v5.12+): the inode whose address space every /dev/mem open shares
+   * (iomem_get_mapping), published by iomem_init_inode; null until then.
+   */
+  iomem_inode: inode | null;
 }
 
 function iomem_state(): iomem_state {
@@ -184,6 +195,7 @@ function iomem_state(): iomem_state {
       ioport_resource: new resource(0, IO_SPACE_LIMIT, 'PCI IO', IORESOURCE_IO),
       iomem_revoke_hooks: [],
       strict_iomem_checks: k.config.CONFIG_STRICT_DEVMEM === true,
+      iomem_inode: null,
     };
     k.sub.iomem = st;
   }
@@ -423,18 +435,110 @@ export function remove_resource(old: resource): number {
 }
 
 /**
- * revoke_iomem(res): a driver has claimed res in iomem_resource; runs the registered
- * revoke hooks (the /dev/mem model zaps user mappings of the range there).
+ * Runs a kernel operation to completion inside the caller's current atomic action, as
+ * the running thread: the model's way to call an Op (unmap_mapping_range) from the
+ * synchronous resource functions. Its Steps are not seen by a multi-thread runner, so
+ * the revoke is one atomic action there (its lock steps must be free: a lock held by
+ * another thread is reported as a deadlock by runOp).
+ * Return: the operation's result.
+ */
+export function runInline<T>(op: Op<T>): T {
+  return runOp(op, currentThread());
+}
+
+/**
+ * revoke_iomem(res): a driver has claimed res in iomem_resource (or __request_region's
+ * callers in get_free_mem_region); with CONFIG_IO_STRICT_DEVMEM, zaps every user mapping
+ * of the range made through the shared iomem address space (/dev/mem; PCI sysfs and
+ * procfs BAR mmaps also use it from v5.12, unmodelled here): nothing while iomem_inode is
+ * not published; nothing when devmem_is_allowed() still allows the first and the last
+ * page ("iomem=relaxed says go ahead, what's the worst that can happen?"); else
+ * unmap_mapping_range(inode->i_mapping, res->start, resource_size(res), 1) — the file
+ * offset of a /dev/mem page is its physical address, as vm_pgoff is the pfn. The zapped
+ * VMAs have no ->fault, so the next access SIGBUSes (R-REV-3). Then runs the model's
+ * registered hooks ({@link iomem_revoke_hooks}; /dev/mem registers revoke_devmem there
+ * for v5.8-v5.11).
  * @kernel kernel/resource.c:revoke_iomem (v5.12+, 71a1d8ed900f "resource: Move devmem
- *   revoke code to resource framework"; v5.8..v5.11 the same call was revoke_devmem() in
- *   drivers/char/mem.c, 3234ac664a87, also backported to 5.7.y; none in v5.7.0)
- * Locking: called without resource_lock. In the model the hooks run synchronously inside
- * the caller's atomic action; version and CONFIG_IO_STRICT_DEVMEM gates belong to the
- * hooks.
- * Leaves out: the iomem_inode initialisation race (revocations before fs_initcall).
+ *   revoke code to resource framework"; v5.8..v5.11 the same body was revoke_devmem() in
+ *   drivers/char/mem.c, 3234ac664a87 "/dev/mem: Revoke mappings when a driver claims the
+ *   region", also in 5.7.y stable; none in v5.7.0)
+ * Locking: called without resource_lock; unmap_mapping_range takes i_mmap_rwsem and the
+ *   page table locks. In the model the zap runs inside the caller's atomic action
+ *   ({@link runInline}), since __request_region is synchronous.
+ * Leaves out: the smp_load_acquire pairing with iomem_init_inode (the model publishes
+ *   the inode on first use, see iomem_get_mapping), the PCI sysfs/proc users.
  */
 export function revoke_iomem(res: resource): void {
-  for (const hook of [...iomem_state().iomem_revoke_hooks]) hook(res);
+  const st = iomem_state();
+  if (since(5, 12) && currentKernel().config.CONFIG_IO_STRICT_DEVMEM === true) {
+    /* pairs with smp_store_release() in iomem_init_inode() */
+    const i = st.iomem_inode;
+    /*
+     * Check that the initialization has completed. Losing the race
+     * is ok because it means drivers are claiming resources before
+     * the fs_initcall level of init and prevent iomem_get_mapping users
+     * from establishing mappings.
+     */
+    if (i) {
+      /*
+       * The expectation is that the driver has successfully marked
+       * the resource busy by this point, so devmem_is_allowed()
+       * should start returning false, however for performance this
+       * does not iterate the entire resource range.
+       */
+      const relaxed =
+        devmem_is_allowed(Math.floor(res.start / PAGE_SIZE)) !== 0 &&
+        devmem_is_allowed(Math.floor(res.end / PAGE_SIZE)) !== 0;
+      if (!relaxed) runInline(unmap_mapping_range(i.i_mapping, res.start, resource_size(res), 1));
+    }
+  }
+  for (const hook of [...st.iomem_revoke_hooks]) hook(res);
+}
+
+const iomem_fs_sb: super_block = { s_type: 'iomem', s_nowriteback: true };
+
+/**
+ * iomem_init_inode(): mounts the "iomem" pseudo file system and publishes an anonymous
+ * inode whose address space all iomem_get_mapping() users share.
+ * @kernel kernel/resource.c:iomem_init_inode (v5.12+, fs_initcall; 71a1d8ed900f)
+ * Locking: none (init).
+ * Return: 0 (the model cannot fail to allocate).
+ * Model: run on first use of iomem_get_mapping() rather than at fs_initcall; before
+ *   that no mapping can exist, so a revoke that finds no inode changes nothing either way.
+ */
+export function iomem_init_inode(): number {
+  const st = iomem_state();
+  if (st.iomem_inode) return 0;
+  /* Publish iomem revocation inode initialized. */
+  st.iomem_inode = new_inode(iomem_fs_sb, 'anon');
+  return 0;
+}
+
+/**
+ * iomem_get_mapping(): the address space every /dev/mem open uses as f_mapping, so that
+ * revoke_iomem() finds all their mappings in one i_mmap tree.
+ * @kernel kernel/resource.c:iomem_get_mapping (v5.12+, 71a1d8ed900f; unconditional, not
+ *   only with CONFIG_IO_STRICT_DEVMEM)
+ * Locking: none.
+ * Return: the shared address_space.
+ */
+export function iomem_get_mapping(): address_space {
+  iomem_init_inode();
+  return iomem_state().iomem_inode!.i_mapping;
+}
+
+/**
+ * strict_iomem(str): the `iomem=` boot parameter: "relaxed" clears strict_iomem_checks
+ * (busy regions stay mappable through /dev/mem, and are not revoked), "strict" sets it.
+ * @kernel kernel/resource.c:strict_iomem (all versions; __setup("iomem=", ...))
+ * Locking: none (boot).
+ * Return: 1 (parameter consumed).
+ */
+export function strict_iomem(str: string): number {
+  const st = iomem_state();
+  if (str.includes('relaxed')) st.strict_iomem_checks = false;
+  if (str.includes('strict')) st.strict_iomem_checks = true;
+  return 1;
 }
 
 /**
