@@ -40,6 +40,7 @@ import {
 } from '../kernel/arch/x86/entry/syscall_64.js';
 import { do_sys_open, ksys_close } from '../kernel/fs/open.js';
 import { do_unlinkat } from '../kernel/fs/namei.js';
+import { sys_ioctl } from '../kernel/fs/ioctl.js';
 import { ksys_pread64, ksys_pwrite64, ksys_read, ksys_write } from '../kernel/fs/read_write.js';
 import { do_pipe2 } from '../kernel/fs/pipe.js';
 import { sys_vmsplice } from '../kernel/fs/splice.js';
@@ -143,6 +144,10 @@ export class ProcessOps {
   }
   close(fd: number): Op<number> {
     return this.sys(ksys_close(fd));
+  }
+  /** ioctl(fd, cmd, arg): `arg` is the argument structure as a value; outputs are written into it. */
+  ioctl(fd: number, cmd: number, arg: unknown = 0): Op<number> {
+    return this.sys(sys_ioctl(fd, cmd, arg));
   }
   unlink(path: string): Op<number> {
     return this.sys(do_unlinkat(path));
@@ -303,6 +308,9 @@ export class Process {
   }
   close(fd: number): number {
     return this.run(this.op.close(fd));
+  }
+  ioctl(fd: number, cmd: number, arg: unknown = 0): number {
+    return this.run(this.op.ioctl(fd, cmd, arg));
   }
   unlink(path: string): number {
     return this.run(this.op.unlink(path));

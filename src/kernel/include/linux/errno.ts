@@ -21,6 +21,7 @@ export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENFILE = 23;
 export const EMFILE = 24;
+export const ENOTTY = 25;
 export const ENOSPC = 28;
 export const ESPIPE = 29;
 export const ERANGE = 34;
@@ -29,6 +30,9 @@ export const EOVERFLOW = 75;
 export const EOPNOTSUPP = 95;
 export const EREMOTEIO = 121;
 export const EHWPOISON = 133;
+/** Kernel-internal (include/linux/errno.h): never seen by user space. */
+export const ENOIOCTLCMD = 515;
+export const ENOTSUPP = 524;
 
 const NAMES: Record<number, string> = {
   [EPERM]: 'EPERM',
@@ -49,6 +53,7 @@ const NAMES: Record<number, string> = {
   [EINVAL]: 'EINVAL',
   [ENFILE]: 'ENFILE',
   [EMFILE]: 'EMFILE',
+  [ENOTTY]: 'ENOTTY',
   [ENOSPC]: 'ENOSPC',
   [ESPIPE]: 'ESPIPE',
   [ERANGE]: 'ERANGE',
@@ -57,6 +62,8 @@ const NAMES: Record<number, string> = {
   [EOPNOTSUPP]: 'EOPNOTSUPP',
   [EREMOTEIO]: 'EREMOTEIO',
   [EHWPOISON]: 'EHWPOISON',
+  [ENOIOCTLCMD]: 'ENOIOCTLCMD',
+  [ENOTSUPP]: 'ENOTSUPP',
 };
 
 /** "-EINVAL" for -22, the number itself for non-errors (for traces and messages). */

@@ -233,6 +233,12 @@ export interface file_operations {
   /** ->mmap: set flags and vm_ops on the new VMA; 0 or -errno. */
   mmap?(file: file, vma: vm_area_struct): Op<number>;
   release?(inode: inode, file: file): void;
+  /**
+   * ->unlocked_ioctl(file, cmd, arg): 0/-errno or a value. `arg` is the argument structure
+   * as a value (the model leaves out copy_from_user/copy_to_user; output fields are written
+   * into it).
+   */
+  unlocked_ioctl?(file: file, cmd: number, arg: unknown): Op<number>;
 }
 
 /** f_mode bits. */
