@@ -5,6 +5,7 @@ export default defineConfig({
     include: [
       'src/**/*.test.ts',
       'test/**/*.test.ts',
+      'scenarios/**/*.test.ts',
       'scripts/**/*.test.ts',
       'conformance/**/*.test.ts',
     ],

@@ -1,30 +1,41 @@
 import { describe, expect, it } from 'vitest';
-import { main } from './main.js';
+import { main, parseScheduleArg } from './main.js';
 
-function run(args: string[]): { code: number; out: string; err: string } {
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = main(args, { out: (s) => (out += s), err: (s) => (err += s) });
+  const code = await main(args, { out: (s) => (out += s), err: (s) => (err += s) });
   return { code, out, err };
 }
 
 describe('pfnsim CLI', () => {
-  it('demo prints the trace and the kernel log', () => {
-    const r = run(['demo']);
+  it('demo prints the trace and the kernel log', async () => {
+    const r = await run(['demo']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^scenario driver-mmap on Linux 6\.12: done, \d+ steps/);
     expect(r.out).toContain('--- dmesg ---');
     expect(r.out).toContain('demo_bar: mapped BAR0 (pfn 0xfe000)');
   });
 
-  it('demo --json prints a versioned trace document', () => {
-    const t = JSON.parse(run(['demo', '--kernel', '6.18', '--json']).out);
+  it('demo --json prints a versioned trace document', async () => {
+    const t = JSON.parse((await run(['demo', '--kernel', '6.18', '--json'])).out);
     expect(t.format).toBe('pfnsim-trace');
-    expect(t.version).toBe(1);
+    expect(t.version).toBe(2);
     expect(t.kernel.version).toBe('6.18');
   });
 
-  it('bad input gets a one-line error and exit status 2', () => {
+  it('demo replays the schedule it prints, in either schedule form', async () => {
+    const first = JSON.parse((await run(['demo', '--json'])).out);
+    const digits = first.schedule.join('');
+    const a = JSON.parse((await run(['demo', '--json', '--schedule', digits])).out);
+    expect(a).toEqual(first);
+    const text = (await run(['demo'])).out;
+    const s = /^schedule: (.*)$/m.exec(text)![1]!;
+    const b = JSON.parse((await run(['demo', '--json', '--schedule', s])).out);
+    expect(b).toEqual(first);
+  });
+
+  it('bad input gets a one-line error and exit status 2', async () => {
     const cases: [string[], RegExp][] = [
       [
         ['demo', '--kernel', '9.9'],
@@ -33,20 +44,27 @@ describe('pfnsim CLI', () => {
       [['demo', '--config', 'NOEQUALS'], /^pfnsim: --config takes KEY=VALUE/],
       [['demo', '--config', 'CONFIG_NOPE=y'], /^pfnsim: unknown config option CONFIG_NOPE/],
       [['demo', '--schedule', '0a'], /^pfnsim: --schedule takes thread numbers/],
+      [['frobnicate'], /^pfnsim: unknown command 'frobnicate'/],
     ];
     for (const [args, re] of cases) {
-      const r = run(args);
+      const r = await run(args);
       expect(r.code).toBe(2);
       expect(r.err).toMatch(re);
       expect(r.err.trimEnd().split('\n')).toHaveLength(1);
     }
-    const bad = run(['frobnicate']);
-    expect(bad.code).not.toBe(0);
-    expect(bad.err).toMatch(/unknown command 'frobnicate'/);
   });
 
-  it('versions and config list what the model knows', () => {
-    expect(run(['versions']).out.split('\n')).toContain('6.18');
-    expect(run(['config']).out).toMatch(/CONFIG_STRICT_FOLLOW_PFN\s+reject unsafe_follow_pfn/);
+  it('versions and config list what the model knows', async () => {
+    expect((await run(['versions'])).out.split('\n')).toContain('6.18');
+    expect((await run(['config'])).out).toMatch(
+      /CONFIG_STRICT_FOLLOW_PFN\s+reject unsafe_follow_pfn/,
+    );
+  });
+
+  it('schedules: digit strings are one step per digit, otherwise the explorer form', () => {
+    expect(parseScheduleArg('0011')).toEqual([0, 0, 1, 1]);
+    expect(parseScheduleArg('0*2.1*2')).toEqual([0, 0, 1, 1]);
+    expect(parseScheduleArg('3')).toEqual([3]);
+    expect(() => parseScheduleArg('0*')).toThrow(/--schedule takes thread numbers/);
   });
 });

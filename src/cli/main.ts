@@ -1,14 +1,32 @@
 #!/usr/bin/env node
 /**
  * The pfnsim command line. The only module that reads argv or the environment.
+ *
+ * Exit status: 0 when every verdict is the expected one, 1 when a `check` verdict
+ * differs from its expectation, 2 on bad input (one line on stderr naming the problem).
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { runDemo, DEMO_NAME } from '../scenario/examples/driver-mmap.js';
 import { renderTrace } from '../report/text.js';
-import { SUPPORTED_VERSIONS } from '../kernel/version.js';
+import { SUPPORTED_VERSIONS, parseVersion } from '../kernel/version.js';
 import { CONFIG_OPTIONS } from '../kernel/kconfig.js';
+import { parseSchedule as parseScheduleString } from '../sched/index.js';
+import { resolveExpectations, verdictCode, type ConcreteScenario } from '../scenario/scenario.js';
+import {
+  checkScenario,
+  runScenario,
+  type CheckOptions,
+  type CheckResult,
+} from '../scenario/execute.js';
+import {
+  InputError,
+  builtinScenarios,
+  defaultImporter,
+  resolveScenarios,
+  type ModuleImporter,
+} from './load.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -20,26 +38,345 @@ export function parseConfig(items: readonly string[]): Record<string, string> {
   for (const it of items) {
     const m = /^([A-Z0-9_]+)=(.+)$/.exec(it);
     if (!m)
-      throw new Error(`--config takes KEY=VALUE (e.g. CONFIG_STRICT_FOLLOW_PFN=y), not '${it}'`);
+      throw new InputError(
+        `--config takes KEY=VALUE (e.g. CONFIG_STRICT_FOLLOW_PFN=y), not '${it}'`,
+      );
     out[m[1]!] = m[2]!;
   }
   return out;
 }
 
-function parseSchedule(s: string | undefined): number[] {
+/**
+ * A schedule: the explorer's form ("0*3.1.0", thread ids separated by dots, `tid*n` for
+ * a run), or one digit per step ("00010").
+ */
+export function parseScheduleArg(s: string | undefined): number[] {
   if (s === undefined) return [];
-  if (!/^[0-9]*$/.test(s))
-    throw new Error(`--schedule takes thread numbers, one digit per step (e.g. 0011), not '${s}'`);
-  return [...s].map(Number);
+  if (/^[0-9]{2,}$/.test(s)) return [...s].map(Number);
+  try {
+    return parseScheduleString(s);
+  } catch {
+    throw new InputError(
+      `--schedule takes thread numbers, e.g. 0*3.1.0 (as 'check' prints) or 00010 (one digit per step), not '${s}'`,
+    );
+  }
 }
 
-export function buildProgram(out: (s: string) => void): Command {
+function intArg(flag: string, min: number): (v: string) => number {
+  return (v) => {
+    if (!/^\d+$/.test(v) || Number(v) < min)
+      throw new InputError(
+        `${flag} takes a whole number${min > 0 ? ` of at least ${min}` : ''}, not '${v}'`,
+      );
+    return Number(v);
+  };
+}
+
+function versionArg(v: string): string {
+  parseVersion(v); // throws VersionError naming the supported versions
+  return v;
+}
+
+const NEWEST = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!;
+
+/** Per-version expectations in ranges: "5.7-6.11: SAFE; 6.12+: stale-pfn". */
+export function summarizeExpect(c: ConcreteScenario): string {
+  const m = resolveExpectations(c.expect, c.id);
+  const vs: readonly string[] = SUPPORTED_VERSIONS;
+  const runs: { from: string; to: string; value: string }[] = [];
+  for (const v of vs) {
+    const value = m.get(v)!.join(' or ');
+    const last = runs.at(-1);
+    if (last && last.value === value) last.to = v;
+    else runs.push({ from: v, to: v, value });
+  }
+  if (runs.length === 1) return runs[0]!.value;
+  return runs
+    .map((r) => {
+      const range = r.from === r.to ? r.from : r.to === NEWEST ? `${r.from}+` : `${r.from}-${r.to}`;
+      return `${range}: ${r.value}`;
+    })
+    .join('; ');
+}
+
+export interface Io {
+  out(s: string): void;
+  err(s: string): void;
+  /** Whether stderr is a terminal (progress is shown only then). */
+  readonly errIsTTY?: boolean;
+  /** How scenario files are imported (default: tsx for TypeScript, then import()). */
+  readonly importModule?: ModuleImporter;
+}
+
+interface CheckFlags {
+  all?: boolean;
+  kernel?: string;
+  config: string[];
+  maxPreemptions?: number;
+  random?: number;
+  seed?: number;
+  pct?: number;
+  runs?: number;
+  jobs?: number;
+  maxExecutions?: number;
+  exploreAll?: boolean;
+  json?: boolean;
+}
+
+function fmtMs(ms: number): string {
+  return `${Math.round(ms)} ms`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function renderCheck(r: CheckResult): string {
+  const lines: string[] = [];
+  const mark = r.matches ? 'as expected' : `DIFFERS: expected ${r.expected.join(' or ')}`;
+  lines.push(`${r.scenario} on ${r.version}: ${r.verdict} (${mark})`);
+  if (r.mode === 'skipped') {
+    lines.push('  not run: the scenario does not apply to this version');
+    return lines.join('\n');
+  }
+  const how =
+    r.mode === 'dpor'
+      ? r.complete
+        ? 'all interleavings explored'
+        : r.counterexample
+          ? 'stopped at the first violation'
+          : 'incomplete (a budget or the preemption bound cut the exploration)'
+      : `${r.mode} sampling`;
+  lines.push(`  executions: ${r.executions} (${how}), time ${fmtMs(r.timeMs)}`);
+  const counts = Object.entries(r.verdicts)
+    .map(([v, n]) => `${v} ${n}`)
+    .join(', ');
+  if (counts) lines.push(`  verdicts: ${counts}`);
+  if (r.warnings > 0)
+    lines.push(`  warnings: ${plural(r.warnings, 'execution')} printed a WARNING`);
+  const c = r.counterexample;
+  if (c) {
+    lines.push(
+      `  counterexample: ${plural(c.steps, 'step')}, ${plural(c.preemptions, 'preemption')}` +
+        ` (found with ${c.found.steps} and ${c.found.preemptions}${c.minimal ? '; minimal' : '; minimisation budget ran out'})`,
+    );
+    lines.push(`  schedule: ${c.schedule}`);
+    for (const rep of c.trace?.reports ?? []) lines.push(`  report: ${rep.title}`);
+    if (c.trace)
+      for (const n of c.trace.notes)
+        lines.push(`    | ${n.step < 0 ? 'start' : `step ${n.step}`} ${n.thread}: ${n.text}`);
+    lines.push(`  replay: ${c.replay}`);
+  }
+  return lines.join('\n');
+}
+
+/** The scenario x version matrix: SAFE or the violation code; '!' where it differs. */
+function renderMatrix(results: readonly CheckResult[], versions: readonly string[]): string {
+  const ids = [...new Set(results.map((r) => r.scenario))];
+  const cell = (r: CheckResult | undefined): string =>
+    !r ? '' : r.verdict === 'n/a' ? '-' : `${verdictCode(r.verdict)}${r.matches ? '' : '!'}`;
+  const width = Math.max(8, ...ids.map((i) => i.length));
+  const cols = versions.map((v) =>
+    Math.max(v.length, ...results.filter((r) => r.version === v).map((r) => cell(r).length)),
+  );
+  const lines = [
+    ['scenario'.padEnd(width), ...versions.map((v, i) => v.padEnd(cols[i]!))].join('  ').trimEnd(),
+  ];
+  for (const id of ids) {
+    const row = versions.map((v, i) =>
+      cell(results.find((r) => r.scenario === id && r.version === v)).padEnd(cols[i]!),
+    );
+    lines.push([id.padEnd(width), ...row].join('  ').trimEnd());
+  }
+  const differ = results.filter((r) => !r.matches);
+  lines.push('');
+  lines.push(
+    `${plural(ids.length, 'scenario')} x ${plural(versions.length, 'version')}: ${differ.length} of ${results.length} verdicts differ from the expected ones${differ.length ? " (marked '!')" : ''}; '-': does not apply`,
+  );
+  for (const r of differ) {
+    lines.push('');
+    lines.push(renderCheck(r));
+  }
+  return lines.join('\n');
+}
+
+function checkOptions(f: CheckFlags, io: Io, label: () => string): CheckOptions {
+  if (f.random !== undefined && f.pct !== undefined)
+    throw new InputError('choose one of --random and --pct, not both');
+  if (f.seed !== undefined && f.random === undefined && f.pct === undefined)
+    throw new InputError('--seed needs --random N or --pct D');
+  if (f.runs !== undefined && f.pct === undefined)
+    throw new InputError('--runs sets the number of PCT runs; it needs --pct D');
+  if (f.maxPreemptions !== undefined && (f.random !== undefined || f.pct !== undefined))
+    throw new InputError(
+      '--max-preemptions bounds the exhaustive exploration, not --random or --pct',
+    );
+  const seed = f.seed ?? 1;
+  let shown = 0;
+  return {
+    config: parseConfig(f.config),
+    ...(f.maxPreemptions !== undefined ? { maxPreemptions: f.maxPreemptions } : {}),
+    ...(f.random !== undefined ? { random: { runs: f.random, seed } } : {}),
+    ...(f.pct !== undefined ? { pct: { depth: f.pct, runs: f.runs ?? 1000, seed } } : {}),
+    ...(f.maxExecutions !== undefined ? { maxExecutions: f.maxExecutions } : {}),
+    ...(f.exploreAll ? { all: true } : {}),
+    ...(f.jobs !== undefined ? { jobs: f.jobs } : {}),
+    ...(io.errIsTTY
+      ? {
+          onProgress: (n: number) => {
+            if (n - shown >= 100) {
+              shown = n;
+              io.err(`\r${label()}: ${n} executions`);
+            }
+          },
+        }
+      : {}),
+  };
+}
+
+export function buildProgram(
+  io: Io,
+  out: (s: string) => void,
+): { program: Command; exit: { code: number } } {
+  const exit = { code: 0 };
+  const importer = io.importModule ?? defaultImporter;
   const program = new Command();
   program
     .name('pfnsim')
     .description('An executable model of Linux PFN-mapped memory')
     .exitOverride()
-    .configureOutput({ writeOut: out, writeErr: out });
+    .configureOutput({ writeOut: out, writeErr: out, outputError: () => {} });
+
+  program
+    .command('list')
+    .description(
+      'list the built-in scenarios (or those of a scenario file) with their stories, variants and expected verdicts',
+    )
+    .argument('[file]', 'a scenario file (.ts or .js)')
+    .action(async (file?: string) => {
+      const cs = file ? await resolveScenarios(file, importer) : builtinScenarios();
+      const byScenario = new Map<string, ConcreteScenario[]>();
+      for (const c of cs) {
+        const l = byScenario.get(c.scenario.name) ?? [];
+        l.push(c);
+        byScenario.set(c.scenario.name, l);
+      }
+      for (const [name, list] of byScenario) {
+        const s = list[0]!.scenario;
+        out(`${name}${s.story && s.story !== name ? ` (story: ${s.story})` : ''}\n`);
+        out(`  ${s.description}\n`);
+        const threads = Object.entries(s.threads)
+          .map(([n, t]) => `${n}${typeof t === 'function' || !t.kind ? '' : `(${t.kind})`}`)
+          .join(', ');
+        out(`  threads: ${threads}\n`);
+        for (const c of list) {
+          const vdesc = c.variant ? s.variants![c.variant]!.description : undefined;
+          out(`  ${c.id}${vdesc ? `: ${vdesc}` : ''}\n`);
+          out(`    expect: ${summarizeExpect(c)}\n`);
+        }
+      }
+    });
+
+  program
+    .command('run')
+    .description('run one execution of a scenario and print its trace, kernel log and reports')
+    .argument(
+      '<scenario>',
+      "a built-in scenario ('pfnsim list') or a file (my.ts, my.ts#name/variant)",
+    )
+    .option('-k, --kernel <version>', `kernel version (${SUPPORTED_VERSIONS.join(', ')})`, NEWEST)
+    .option('-c, --config <KEY=VALUE>', 'set a kernel config option (repeatable)', collect, [])
+    .option(
+      '-s, --schedule <schedule>',
+      "thread to run at each step, e.g. 0*3.1.0 (as 'check' prints)",
+    )
+    .option('--json', 'print the trace as JSON')
+    .action(
+      async (
+        ref: string,
+        o: { kernel: string; config: string[]; schedule?: string; json?: boolean },
+      ) => {
+        versionArg(o.kernel);
+        const config = parseConfig(o.config);
+        const schedule = parseScheduleArg(o.schedule);
+        const cs = await resolveScenarios(ref, importer);
+        if (cs.length !== 1)
+          throw new InputError(
+            `'${ref}' names ${cs.length} scenarios; run one of ${cs.map((c) => c.ref).join(', ')}`,
+          );
+        const trace = runScenario(cs[0]!, o.kernel, config, schedule);
+        if (trace.status === 'bad-schedule')
+          throw new InputError(`--schedule cannot be followed: ${trace.error}`);
+        out(o.json ? JSON.stringify(trace, null, 2) + '\n' : renderTrace(trace) + '\n');
+      },
+    );
+
+  program
+    .command('check')
+    .description(
+      'explore the interleavings of a scenario on each kernel version: verdict, executions, time, and a minimised counterexample with its replay command',
+    )
+    .argument('[scenario]', "a built-in scenario ('pfnsim list') or a file")
+    .option('--all', 'check every built-in scenario and print the scenario x version matrix')
+    .option('-k, --kernel <version>', "kernel version, or 'all'", 'all')
+    .option('-c, --config <KEY=VALUE>', 'set a kernel config option (repeatable)', collect, [])
+    .option(
+      '--max-preemptions <n>',
+      'explore only executions with at most n preemptions',
+      intArg('--max-preemptions', 0),
+    )
+    .option(
+      '--random <n>',
+      'run n random schedules instead of exploring them all',
+      intArg('--random', 1),
+    )
+    .option(
+      '--pct <depth>',
+      'run PCT schedules of this depth instead of exploring them all',
+      intArg('--pct', 1),
+    )
+    .option('--runs <n>', 'number of PCT runs (default 1000)', intArg('--runs', 1))
+    .option('--seed <s>', 'seed of --random and --pct (default 1)', intArg('--seed', 0))
+    .option('--max-executions <n>', 'stop after n executions', intArg('--max-executions', 1))
+    .addOption(new Option('--explore-all', 'keep exploring after the first violation'))
+    .option(
+      '-j, --jobs <n>',
+      'worker threads (parallel exploration is not available yet: runs on 1)',
+      intArg('--jobs', 1),
+    )
+    .option('--json', 'print the results as JSON')
+    .action(async (ref: string | undefined, f: CheckFlags) => {
+      if (f.all && ref) throw new InputError(`give a scenario or --all, not both`);
+      if (!f.all && !ref) throw new InputError(`check needs a scenario or --all`);
+      const versions =
+        f.kernel === undefined || f.kernel === 'all'
+          ? [...SUPPORTED_VERSIONS]
+          : [versionArg(f.kernel)];
+      let current = '';
+      const opts = checkOptions(f, io, () => current);
+      const cs = f.all ? builtinScenarios() : await resolveScenarios(ref!, importer);
+      if ((f.jobs ?? 1) > 1)
+        io.err(
+          `pfnsim: --jobs ${f.jobs}: parallel exploration is not available yet; running on 1 job\n`,
+        );
+      const results: CheckResult[] = [];
+      for (const c of cs) {
+        for (const v of versions) {
+          current = `${c.id} on ${v}`;
+          results.push(
+            checkScenario(c, v, {
+              ...opts,
+              ...(f.all ? { minimize: 'unexpected' as const, trace: false } : {}),
+            }),
+          );
+        }
+      }
+      if (io.errIsTTY && opts.onProgress) io.err('\r\x1b[K');
+      if (f.json) out(JSON.stringify(results, null, 2) + '\n');
+      else if (f.all) out(renderMatrix(results, versions) + '\n');
+      else out(results.map(renderCheck).join('\n\n') + '\n');
+      if (results.some((r) => !r.matches)) exit.code = 1;
+    });
 
   program
     .command('demo')
@@ -48,10 +385,10 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .option('-k, --kernel <version>', `kernel version (${SUPPORTED_VERSIONS.join(', ')})`, '6.12')
     .option('-c, --config <KEY=VALUE>', 'set a kernel config option (repeatable)', collect, [])
-    .option('-s, --schedule <digits>', 'thread to run at each step, e.g. 0000111')
+    .option('-s, --schedule <schedule>', 'thread to run at each step, e.g. 0000111 or 0*4.1*3')
     .option('--json', 'print the trace as JSON')
     .action((opts: { kernel: string; config: string[]; schedule?: string; json?: boolean }) => {
-      const trace = runDemo(opts.kernel, parseConfig(opts.config), parseSchedule(opts.schedule));
+      const trace = runDemo(opts.kernel, parseConfig(opts.config), parseScheduleArg(opts.schedule));
       out(opts.json ? JSON.stringify(trace, null, 2) + '\n' : renderTrace(trace) + '\n');
     });
 
@@ -66,37 +403,37 @@ export function buildProgram(out: (s: string) => void): Command {
     .command('versions')
     .description('list the kernel versions the model covers')
     .action(() => out(SUPPORTED_VERSIONS.join('\n') + '\n'));
-  return program;
-}
-
-export interface Io {
-  out(s: string): void;
-  err(s: string): void;
+  return { program, exit };
 }
 
 const processIo: Io = {
   out: (s) => process.stdout.write(s),
   err: (s) => process.stderr.write(s),
+  errIsTTY: process.stderr.isTTY === true,
 };
 
-export function main(argv: readonly string[], io: Io = processIo): number {
+/** Runs the command line; resolves to the exit status (0, 1 or 2). */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const chunks: string[] = [];
-  const program = buildProgram((s) => chunks.push(s));
-  let code = 0;
+  const { program, exit } = buildProgram(io, (s) => chunks.push(s));
   try {
-    program.parse(argv as string[], { from: 'user' });
+    await program.parseAsync(argv as string[], { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
-      code = e.exitCode;
-    } else {
-      chunks.push(`pfnsim: ${e instanceof Error ? e.message : String(e)}\n`);
-      code = 2;
+      if (e.exitCode === 0) {
+        io.out(chunks.join(''));
+        return 0;
+      }
+      io.err(`pfnsim: ${e.message.replace(/^error: /, '').split('\n')[0]}\n`);
+      return 2;
     }
+    // Bad input (InputError, VersionError, ConfigError, ScenarioError, a failing setup):
+    // one line naming the problem.
+    io.err(`pfnsim: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}\n`);
+    return 2;
   }
-  const text = chunks.join('');
-  if (code === 0) io.out(text);
-  else io.err(text);
-  return code;
+  io.out(chunks.join(''));
+  return exit.code;
 }
 
 function isEntryPoint(): boolean {
@@ -109,4 +446,8 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) process.exitCode = main(process.argv.slice(2));
+if (isEntryPoint()) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
