@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main, parseScheduleArg } from './main.js';
 
@@ -66,5 +69,23 @@ describe('pfnsim CLI', () => {
     expect(parseScheduleArg('0*2.1*2')).toEqual([0, 0, 1, 1]);
     expect(parseScheduleArg('3')).toEqual([3]);
     expect(() => parseScheduleArg('0*')).toThrow(/--schedule takes thread numbers/);
+  });
+
+  it('--html writes the viewer for run, and for check its counterexample', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pfnsim-html-'));
+    const runFile = join(dir, 'run.html');
+    const r = await run(['run', 'driver-mmap/unsafe', '-k', '6.12', '--html', runFile]);
+    expect(r.code).toBe(0);
+    const page = readFileSync(runFile, 'utf8');
+    expect(page).toMatch(/^<!doctype html>/i);
+    expect(page).toContain('"format":"pfnsim-trace"');
+    const checkFile = join(dir, 'check.html');
+    const c = await run(['check', 'driver-mmap/unsafe', '-k', '6.12', '--html', checkFile]);
+    expect(c.err).toContain(`wrote the counterexample of driver-mmap/unsafe to ${checkFile}`);
+    expect(readFileSync(checkFile, 'utf8')).toContain('"scenario":"driver-mmap/unsafe"');
+    const safeFile = join(dir, 'safe.html');
+    const s = await run(['check', 'driver-mmap/fixed', '-k', '6.12', '--html', safeFile]);
+    expect(s.err).toContain('no counterexample');
+    expect(existsSync(safeFile)).toBe(false);
   });
 });

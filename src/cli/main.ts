@@ -5,11 +5,13 @@
  * Exit status: 0 when every verdict is the expected one, 1 when a `check` verdict
  * differs from its expectation, 2 on bad input (one line on stderr naming the problem).
  */
-import { realpathSync } from 'node:fs';
+import { realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { runDemo, DEMO_NAME } from '../scenario/examples/driver-mmap.js';
 import { renderTrace } from '../report/text.js';
+import { renderHtml } from '../report/html.js';
+import type { Trace } from '../report/format.js';
 import { SUPPORTED_VERSIONS, parseVersion } from '../kernel/version.js';
 import { CONFIG_OPTIONS } from '../kernel/kconfig.js';
 import { parseSchedule as parseScheduleString } from '../sched/index.js';
@@ -121,6 +123,16 @@ interface CheckFlags {
   maxExecutions?: number;
   exploreAll?: boolean;
   json?: boolean;
+  html?: string;
+}
+
+/** Writes the trace viewer for `trace` to `path` (one self-contained HTML file). */
+function writeHtml(path: string, trace: Trace): void {
+  try {
+    writeFileSync(path, renderHtml(trace));
+  } catch (e) {
+    throw new InputError(`--html: cannot write '${path}': ${(e as Error).message}`);
+  }
 }
 
 function fmtMs(ms: number): string {
@@ -291,10 +303,11 @@ export function buildProgram(
       "thread to run at each step, e.g. 0*3.1.0 (as 'check' prints)",
     )
     .option('--json', 'print the trace as JSON')
+    .option('--html <file>', 'also write the trace viewer to this HTML file')
     .action(
       async (
         ref: string,
-        o: { kernel: string; config: string[]; schedule?: string; json?: boolean },
+        o: { kernel: string; config: string[]; schedule?: string; json?: boolean; html?: string },
       ) => {
         versionArg(o.kernel);
         const config = parseConfig(o.config);
@@ -307,6 +320,7 @@ export function buildProgram(
         const trace = runScenario(cs[0]!, o.kernel, config, schedule);
         if (trace.status === 'bad-schedule')
           throw new InputError(`--schedule cannot be followed: ${trace.error}`);
+        if (o.html) writeHtml(o.html, trace);
         out(o.json ? JSON.stringify(trace, null, 2) + '\n' : renderTrace(trace) + '\n');
       },
     );
@@ -345,6 +359,7 @@ export function buildProgram(
       intArg('--jobs', 1),
     )
     .option('--json', 'print the results as JSON')
+    .option('--html <file>', "write the first counterexample's trace viewer to this HTML file")
     .action(async (ref: string | undefined, f: CheckFlags) => {
       if (f.all && ref) throw new InputError(`give a scenario or --all, not both`);
       if (!f.all && !ref) throw new InputError(`check needs a scenario or --all`);
@@ -366,7 +381,7 @@ export function buildProgram(
           results.push(
             checkScenario(c, v, {
               ...opts,
-              ...(f.all ? { minimize: 'unexpected' as const, trace: false } : {}),
+              ...(f.all && !f.html ? { minimize: 'unexpected' as const, trace: false } : {}),
             }),
           );
         }
@@ -375,6 +390,13 @@ export function buildProgram(
       if (f.json) out(JSON.stringify(results, null, 2) + '\n');
       else if (f.all) out(renderMatrix(results, versions) + '\n');
       else out(results.map(renderCheck).join('\n\n') + '\n');
+      if (f.html) {
+        const cx = results.find((r) => r.counterexample?.trace)?.counterexample;
+        if (cx?.trace) {
+          writeHtml(f.html, cx.trace);
+          io.err(`pfnsim: wrote the counterexample of ${cx.trace.scenario} to ${f.html}\n`);
+        } else io.err(`pfnsim: no counterexample: ${f.html} not written\n`);
+      }
       if (results.some((r) => !r.matches)) exit.code = 1;
     });
 
