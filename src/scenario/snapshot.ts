@@ -6,6 +6,7 @@
  *
  * Reads model state only; never yields, takes no lock, changes nothing.
  */
+import { IOMMU_READ, IOMMU_WRITE, iommu_live_domains } from '../kernel/drivers/iommu/iommu.js';
 import type { Kernel } from '../kernel/kernel/kernel.js';
 import type { task_struct } from '../kernel/include/linux/sched.js';
 import type { mm_struct } from '../kernel/include/linux/mm_types.js';
@@ -123,11 +124,19 @@ export function processState(task: task_struct): TraceProcessState {
 }
 
 /**
- * The IOMMU's entries. Empty until the IOMMU model (drivers/iommu) lands: it is to list
- * every domain's mappings with the frame generation each was made for.
+ * The IOMMU's entries: every live domain's mappings, one per 4 KiB IOVA page, with the
+ * frame generation each was made for.
  */
-export function iommuEntries(_k: Kernel): TraceIommuEntry[] {
-  return [];
+export function iommuEntries(k: Kernel): TraceIommuEntry[] {
+  k.activate();
+  const out: TraceIommuEntry[] = [];
+  for (const d of iommu_live_domains()) {
+    for (const [iovaPfn, e] of [...d.pt].sort((a, b) => a[0] - b[0])) {
+      const prot = `${e.prot & IOMMU_READ ? 'r' : '-'}${e.prot & IOMMU_WRITE ? 'w' : '-'}`;
+      out.push({ domain: d.obj, iova: iovaPfn * 4096, pfn: e.pfn, prot, gen: e.gen });
+    }
+  }
+  return out;
 }
 
 /** Machine state now, as a trace snapshot after `step` (-1: after setup). */
@@ -138,8 +147,14 @@ export function takeSnapshot(k: Kernel, step: number, extraPfns: readonly number
   const pfns = new Set<number>(extraPfns);
   for (const p of procs) for (const e of p.ptes) pfns.add(e.pfn);
   for (const e of iommu) pfns.add(e.pfn);
+  const staleIommu = new Set(iommu.filter((e) => e.gen !== pfnsan_gen(e.pfn)).map((e) => e.pfn));
   const frames: TraceFrame[] = [...pfns]
     .sort((a, b) => a - b)
-    .map((pfn) => ({ pfn, owner: pfnsan_owner_of(pfn).desc, gen: pfnsan_gen(pfn) }));
+    .map((pfn) => ({
+      pfn,
+      owner: pfnsan_owner_of(pfn).desc,
+      gen: pfnsan_gen(pfn),
+      ...(staleIommu.has(pfn) ? { stale: true } : {}),
+    }));
   return { step, processes: procs, iommu, frames };
 }

@@ -143,6 +143,8 @@ interface iommu_state {
   /** Whether the machine has an IOMMU (intel_iommu=on); false: every device uses dma-direct. */
   present: boolean;
   readonly groups: iommu_group[];
+  /** Every domain allocated (model inspection: traces list their entries). */
+  readonly domains: iommu_domain[];
   readonly fault_rs: ratelimit_state;
   /** Every DMAR fault reported, for tests and scenarios. */
   readonly faults: dmar_fault[];
@@ -166,6 +168,7 @@ function st(): iommu_state {
       iommu_dma_strict: k.config.CONFIG_IOMMU_DEFAULT_DMA_STRICT === true,
       present: k.config.CONFIG_IOMMU_SUPPORT === true,
       groups: [],
+      domains: [],
       fault_rs: new ratelimit_state(5 * hz, 10),
       faults: [],
     };
@@ -208,7 +211,14 @@ function iommu_def_domain_type(): number {
 }
 
 function new_domain(type: number): iommu_domain {
-  return new iommu_domain(currentKernel().nextId('iommu_domain'), type);
+  const d = new iommu_domain(currentKernel().nextId('iommu_domain'), type);
+  st().domains.push(d);
+  return d;
+}
+
+/** Model inspection: the domains not yet freed, in allocation order. */
+export function iommu_live_domains(): readonly iommu_domain[] {
+  return st().domains.filter((d) => !d.freed);
 }
 
 /**
