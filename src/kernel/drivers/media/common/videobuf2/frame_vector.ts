@@ -59,6 +59,14 @@ import { find_vma_intersection, vma_lookup } from '../../../../mm/vma.js';
 import { follow_pfn, unsafe_follow_pfn } from '../../../../mm/memory.pfnmap.js';
 import { pin_user_pages_fast, unpin_user_pages, type page_array } from '../../../../mm/gup.js';
 import type { frame_vector } from '../../../../mm/frame_vector.js';
+import { pfnsan_lease_get, pfnsan_lease_put, pfnsan_use } from '../../../../mm/pfnsan/pfnsan.js';
+
+const NONE = { kind: 'none' } as const;
+
+/** pfnsan: pfn_to_page of the vector's pfns is a use of each (frame_vector_to_pages). */
+function pfnsan_use_frames(nums: readonly (number | null)[], nr: number): void {
+  for (let i = 0; i < nr; i++) pfnsan_use(nums[i]!, 1, 'frame_vector_to_pages');
+}
 
 export type { frame_vector } from '../../../../mm/frame_vector.js';
 
@@ -238,6 +246,8 @@ export function* get_vaddr_frames(
           break out;
         }
         nums[ret] = r.pfn;
+        // pfnsan: nothing keeps a frame vector's pfn valid (R-REV-5).
+        pfnsan_lease_put(pfnsan_lease_get(r.pfn, 1, 'get_vaddr_frames', NONE), 'get_vaddr_frames');
         start += PAGE_SIZE;
         ret++;
       }
@@ -289,6 +299,7 @@ export function frame_vector_to_pages(vec: frame_vector): number {
   if (!vec.is_pfns) return 0;
   const nums = frame_vector_pfns(vec);
   for (let i = 0; i < vec.nr_frames; i++) if (!pfn_valid(nums[i]!)) return -EINVAL;
+  pfnsan_use_frames(nums, vec.nr_frames);
   // pages[i] = pfn_to_page(nums[i]): the same number in the model.
   vec.is_pfns = false;
   return 0;
