@@ -36,7 +36,8 @@ export function fput(f: file): void {
  * Locking: process context, no locks held.
  */
 export function* __fput(f: file): Op<void> {
-  f.f_op.release?.(f.f_inode, f);
+  const r = f.f_op.release?.(f.f_inode, f);
+  if (r) yield* r;
   yield* iput(f.f_inode);
 }
 

@@ -120,6 +120,32 @@ export function init_mnt_ns(): mnt_namespace {
   return ns;
 }
 
+/**
+ * devtmpfs_create_node(name, fops): the character device node /dev/<name> that
+ * device_create()/misc_register() make appear (e.g. "vfio/vfio", "vfio/3"); an existing
+ * node is kept. Return: the node's inode.
+ * @kernel drivers/base/devtmpfs.c:devtmpfs_create_node (all versions; model helper)
+ */
+export function devtmpfs_create_node(name: string, f_op: file_operations): inode {
+  const ns = init_mnt_ns();
+  const dev = ns.names.get(ns.mounts[1]!)!;
+  let d = dev.get(name);
+  if (!d) {
+    d = { d_inode: new_inode(devtmpfs_sb(), 'chr'), f_op };
+    dev.set(name, d);
+  }
+  return d.d_inode;
+}
+
+/**
+ * devtmpfs_delete_node(name): removes /dev/<name> (device_destroy). Open files keep their inode.
+ * @kernel drivers/base/devtmpfs.c:devtmpfs_delete_node (all versions; model helper)
+ */
+export function devtmpfs_delete_node(name: string): void {
+  const ns = init_mnt_ns();
+  ns.names.get(ns.mounts[1]!)!.delete(name);
+}
+
 /** Splits an absolute path into its mount and the name inside it. */
 function lookup_mnt(ns: mnt_namespace, path: string): { mnt: vfsmount; name: string } | null {
   if (!path.startsWith('/')) return null;

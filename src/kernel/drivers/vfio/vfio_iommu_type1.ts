@@ -26,6 +26,7 @@
  */
 import type { Op } from '../../../sched/index.js';
 import { since } from '../../version.js';
+import { currentKernel } from '../../kernel/kernel.js';
 import { BUG_ON, WARN_ON } from '../../kernel/panic.js';
 import {
   EBUSY,
@@ -1053,7 +1054,7 @@ export function* vfio_iommu_type1_detach_group(iommu: vfio_iommu, g: iommu_group
  * Return: the vfio_iommu, or -errno.
  */
 export function vfio_iommu_type1_open(arg: number): vfio_iommu | number {
-  const iommu = new vfio_iommu(nextIommuId++);
+  const iommu = new vfio_iommu(currentKernel().nextId('vfio_iommu'));
   switch (arg) {
     case VFIO_TYPE1_IOMMU:
       break;
@@ -1069,7 +1070,6 @@ export function vfio_iommu_type1_open(arg: number): vfio_iommu | number {
   }
   return iommu;
 }
-let nextIommuId = 0;
 
 /**
  * vfio_iommu_type1_release(iommu): the container is closed: every mapping is removed
