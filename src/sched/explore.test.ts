@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   countPreemptions,
@@ -7,86 +8,26 @@ import {
   formatSchedule,
   parseSchedule,
   replay,
+  type ExploreAlgorithm,
+  type ExploreProgress,
   type ProgramFactory,
 } from './explore.js';
+import {
+  abba,
+  criticalSections,
+  increment,
+  independent,
+  pair,
+  philosophers,
+  planProgram,
+  randomPlans,
+  randomProgram,
+  rwsem,
+  type Plans,
+} from './explore.fixtures.js';
 import { Runner, type TraceStep } from './runner.js';
 import { point, type Op } from './step.js';
 import { ExclusiveLock, RwSemaphore } from './sync.js';
-
-/** n threads, thread i writes its own object `o<i>` once. */
-function independent(n: number): ProgramFactory {
-  return () => ({
-    threads: Array.from({ length: n }, (_, i) => ({ name: `T${i}`, op: point(`o${i}`, 'write') })),
-  });
-}
-
-/** Two threads, one step each on `x` with the given kinds. */
-function pair(k0: 'read' | 'write', k1: 'read' | 'write'): ProgramFactory {
-  return () => ({
-    threads: [
-      { name: 'T0', op: point('x', k0) },
-      { name: 'T1', op: point('x', k1) },
-    ],
-  });
-}
-
-/** Two threads each incrementing a shared counter by read-then-write, optionally under a mutex. */
-function increment(locked: boolean): ProgramFactory {
-  return () => {
-    const shared = { x: 0 };
-    const m = new ExclusiveLock('m', 'mutex');
-    function* inc(): Op<void> {
-      if (locked) yield* m.lock();
-      yield* point('x', 'read');
-      const v = shared.x;
-      yield* point('x', 'write');
-      shared.x = v + 1;
-      if (locked) yield* m.unlock();
-    }
-    return {
-      threads: [
-        { name: 'T0', op: inc() },
-        { name: 'T1', op: inc() },
-      ],
-      check: () => (shared.x === 2 ? null : `lost update: x = ${shared.x}`),
-    };
-  };
-}
-
-function abba(): ProgramFactory {
-  return () => {
-    const a = new ExclusiveLock('A');
-    const b = new ExclusiveLock('B');
-    function* lockPair(first: ExclusiveLock, second: ExclusiveLock): Op<void> {
-      yield* first.lock();
-      yield* second.lock();
-      yield* second.unlock();
-      yield* first.unlock();
-    }
-    return {
-      threads: [
-        { name: 'T0', op: lockPair(a, b) },
-        { name: 'T1', op: lockPair(b, a) },
-      ],
-    };
-  };
-}
-
-function rwsem(writers: boolean[]): ProgramFactory {
-  return () => {
-    const s = new RwSemaphore('sem');
-    function* body(w: boolean): Op<void> {
-      if (w) {
-        yield* s.downWrite();
-        yield* s.upWrite();
-      } else {
-        yield* s.downRead();
-        yield* s.upRead();
-      }
-    }
-    return { threads: writers.map((w, i) => ({ name: `T${i}`, op: body(w) })) };
-  };
-}
 
 describe('dependency relation', () => {
   it('follows the documented rules', () => {
@@ -271,352 +212,465 @@ describe('schedule strings', () => {
 });
 
 /**
- * Soundness cross-check: every Mazurkiewicz trace reached by brute-force enumeration of
- * all schedules is reached by the explorer. A trace is identified by the ordered pairs
- * of dependent events of different threads.
+ * Brute force, the oracle of the cross-checks: a trace is identified by the ordered
+ * pairs of dependent events of different threads (the trace semantics of the module
+ * comment); every schedule (within a preemption bound, if given) is enumerated depth
+ * first, replaying from scratch for each.
  */
 function traceKey(
   run: { readonly trace: readonly TraceStep[] },
   blocking: (i: number) => boolean,
+  crashedAt = -1,
 ): string {
+  const tr = run.trace;
+  const dep = (i: number, j: number): boolean => {
+    const a = tr[i]!;
+    const b = tr[j]!;
+    if (a.tid === b.tid) return false;
+    const sa = { ...a, ...(blocking(i) ? { enabled: () => true } : {}) };
+    const sb = { ...b, ...(blocking(j) ? { enabled: () => true } : {}) };
+    return dependent(sa, sb);
+  };
+  // A crash ends the run: keep only the events that happen before the crashing step.
+  const keep = tr.map(() => crashedAt < 0);
+  if (crashedAt >= 0) {
+    keep[crashedAt] = true;
+    for (let j = crashedAt; j >= 0; j--) {
+      if (!keep[j]) continue;
+      for (let i = 0; i < j; i++) if (tr[i]!.tid === tr[j]!.tid || dep(i, j)) keep[i] = true;
+    }
+  }
   const local: string[] = [];
   const count = new Map<number, number>();
-  for (const s of run.trace) {
+  for (const s of tr) {
     const n = count.get(s.tid) ?? 0;
     count.set(s.tid, n + 1);
     local.push(`${s.tid}:${n}`);
   }
   const pairs: string[] = [];
-  const tr = run.trace;
   for (let i = 0; i < tr.length; i++) {
     for (let j = i + 1; j < tr.length; j++) {
-      const a = tr[i]!;
-      const b = tr[j]!;
-      if (a.tid === b.tid) continue;
-      const sa = { ...a, ...(blocking(i) ? { enabled: () => true } : {}) };
-      const sb = { ...b, ...(blocking(j) ? { enabled: () => true } : {}) };
-      if (dependent(sa, sb)) pairs.push(`${local[i]}<${local[j]}`);
+      if (keep[i] && keep[j] && dep(i, j)) pairs.push(`${local[i]}<${local[j]}`);
     }
   }
-  return pairs.sort().join(' ');
+  // The events themselves too, so that runs cut by a crash differ from complete ones.
+  const events = local.filter((_, i) => keep[i]).sort();
+  return `${events.join(',')} | ${pairs.sort().join(' ')}`;
 }
 
-function bruteForce(f: ProgramFactory): Set<string> {
-  const keys = new Set<string>();
-  const go = (prefix: number[]): void => {
+/** The trace key and failure of the run of `schedule` (replayed with a full trace). */
+function keyOf(f: ProgramFactory, schedule: readonly number[]): { key: string; failed: boolean } {
+  const prog = f();
+  const r = new Runner();
+  for (const t of prog.threads) r.spawn(t.name, t.op);
+  const blk: boolean[] = [];
+  for (const tid of schedule) {
+    blk.push(r.threads[tid]!.pending!.enabled !== undefined);
+    if (!r.step(tid)) throw new Error(`schedule ${formatSchedule(schedule)} not runnable`);
+  }
+  const run = r.run([]);
+  const failed =
+    run.status === 'crashed' ||
+    run.status === 'deadlock' ||
+    (run.status === 'done' && prog.check !== undefined && prog.check() !== null);
+  const crashedAt = run.status === 'crashed' ? run.trace.length - 1 : -1;
+  return { key: traceKey(run, (i) => blk[i]!, crashedAt), failed };
+}
+
+/** Every complete schedule with at most `bound` preemptions (all of them by default). */
+function allSchedules(f: ProgramFactory, bound = Infinity): number[][] {
+  const out: number[][] = [];
+  const choices: number[] = [];
+  const alts: { tid: number; cost: number }[][] = [];
+  const pre: number[] = [0];
+  let branch = 0;
+  for (;;) {
     const prog = f();
-    const r = new Runner();
+    const r = new Runner({ record: false });
     for (const t of prog.threads) r.spawn(t.name, t.op);
-    const blk: boolean[] = [];
-    for (const tid of prefix) {
-      blk.push(r.threads[tid]!.pending!.enabled !== undefined);
-      r.step(tid);
+    let d = 0;
+    while (!r.isFinished()) {
+      const en = r.enabled().map((t) => t.id);
+      if (en.length === 0) break;
+      if (d >= branch) {
+        const last = d > 0 ? choices[d - 1]! : -1;
+        const free = last < 0 || !en.includes(last);
+        const ok = en
+          .map((tid) => ({ tid, cost: free || tid === last ? 0 : 1 }))
+          .filter((c) => pre[d]! + c.cost <= bound);
+        choices[d] = ok[0]!.tid;
+        alts[d] = ok.slice(1);
+        pre[d + 1] = pre[d]! + ok[0]!.cost;
+      }
+      r.step(choices[d]!);
+      d++;
     }
-    const en = r.isFinished() ? [] : r.enabled();
-    if (en.length === 0) {
-      keys.add(traceKey(r.result('done'), (i) => blk[i]!));
-      return;
-    }
-    for (const t of en) go([...prefix, t.id]);
-  };
-  go([]);
-  return keys;
+    choices.length = d;
+    out.push([...choices]);
+    let b = d - 1;
+    while (b >= 0 && alts[b]!.length === 0) b--;
+    if (b < 0) return out;
+    const alt = alts[b]!.shift()!;
+    choices[b] = alt.tid;
+    pre[b + 1] = pre[b]! + alt.cost;
+    choices.length = b + 1;
+    alts.length = b + 1;
+    pre.length = b + 2;
+    branch = b + 1;
+  }
 }
 
-function explored(f: ProgramFactory): { keys: Set<string>; executions: number } {
+/** Trace keys of all schedules (within the bound), and the failing ones. */
+function bruteForce(
+  f: ProgramFactory,
+  bound = Infinity,
+): { keys: Set<string>; failing: Set<string> } {
   const keys = new Set<string>();
+  const failing = new Set<string>();
+  for (const s of allSchedules(f, bound)) {
+    const { key, failed } = keyOf(f, s);
+    keys.add(key);
+    if (failed) failing.add(key);
+  }
+  return { keys, failing };
+}
+
+interface Explored {
+  /** Trace key of every complete (not sleep-set blocked) execution, in order. */
+  readonly keys: string[];
+  readonly failing: Set<string>;
+  readonly executions: number;
+  readonly sleepBlocked: number;
+  readonly infeasible: number;
+  readonly complete: boolean;
+  readonly maxPre: number;
+}
+
+function explored(
+  f: ProgramFactory,
+  opts: { algorithm?: ExploreAlgorithm; maxPreemptions?: number } = {},
+): Explored {
+  const keys: string[] = [];
+  let maxPre = 0;
   const r = explore(f, {
+    ...opts,
     onExecution: (run, { sleepBlocked }) => {
       if (sleepBlocked) return;
-      const again = new Runner();
-      const prog = f();
-      for (const t of prog.threads) again.spawn(t.name, t.op);
-      const blk: boolean[] = [];
-      for (const tid of run.schedule) {
-        blk.push(again.threads[tid]!.pending!.enabled !== undefined);
-        again.step(tid);
+      keys.push(keyOf(f, run.schedule).key);
+      if (opts.maxPreemptions !== undefined) {
+        maxPre = Math.max(maxPre, countPreemptions(f, run.schedule));
       }
-      keys.add(traceKey(again.result('done'), (i) => blk[i]!));
     },
   });
-  expect(r.complete).toBe(true);
-  return { keys, executions: r.executions };
+  const failing = new Set(r.failures.map((x) => keyOf(f, x.schedule).key));
+  return {
+    keys,
+    failing,
+    executions: r.executions,
+    sleepBlocked: r.sleepBlocked,
+    infeasible: r.infeasible,
+    complete: r.complete,
+    maxPre,
+  };
 }
 
-describe('explore covers every trace (brute-force cross-check)', () => {
-  const cases: [string, ProgramFactory][] = [
-    ['lost update', increment(false)],
-    ['locked increment', increment(true)],
-    ['abba', abba()],
-    ['rwsem r/w/r', rwsem([false, true, false])],
-    ['rwsem w/r/w', rwsem([true, false, true])],
-    [
-      'a step blocked on a flag another thread sets',
-      () => {
-        const st = { flag: 0 };
-        return {
-          threads: [
-            {
-              name: 'setter',
-              op: (function* (): Op<void> {
-                yield* point('x', 'write');
-                yield { obj: 'flag', kind: 'write' };
-                st.flag = 1;
-              })(),
-            },
-            {
-              name: 'waiter',
-              op: (function* (): Op<void> {
-                yield { obj: 'flag', kind: 'read', enabled: () => st.flag === 1 };
-                yield* point('x', 'write');
-              })(),
-            },
-            { name: 'other', op: point('x', 'write') },
-          ],
-        };
+/** Asserts that optimal-DPOR explores every trace of `f` exactly once; returns the count. */
+function checkOptimal(f: ProgramFactory, label: string): number {
+  const all = bruteForce(f);
+  const got = explored(f);
+  expect(got.complete, label).toBe(true);
+  expect(got.sleepBlocked, label).toBe(0);
+  expect(got.executions, label).toBe(got.keys.length);
+  expect(new Set(got.keys).size, `${label}: a trace explored twice`).toBe(got.keys.length);
+  expect(
+    [...all.keys].filter((k) => !got.keys.includes(k)),
+    `${label}: missed`,
+  ).toEqual([]);
+  expect(got.keys.length, label).toBe(all.keys.size);
+  expect([...got.failing].sort(), `${label}: failures`).toEqual([...all.failing].sort());
+  return all.keys.size;
+}
+
+/** A step blocked on a flag that another thread's write sets (not a lock). */
+const flagProgram: ProgramFactory = () => {
+  const st = { flag: 0 };
+  return {
+    threads: [
+      {
+        name: 'setter',
+        op: (function* (): Op<void> {
+          yield* point('x', 'write');
+          yield { obj: 'flag', kind: 'write' };
+          st.flag = 1;
+        })(),
+      },
+      {
+        name: 'waiter',
+        op: (function* (): Op<void> {
+          yield { obj: 'flag', kind: 'read', enabled: () => st.flag === 1 };
+          yield* point('x', 'write');
+        })(),
+      },
+      { name: 'other', op: point('x', 'write') },
+    ],
+  };
+};
+
+/** T1 crashes when it reads x before T0 wrote it; T2 writes x too. */
+const crashProgram: ProgramFactory = () => {
+  const st = { x: 0 };
+  return {
+    threads: [
+      {
+        name: 'T0',
+        op: (function* (): Op<void> {
+          yield* point('x', 'write');
+          st.x = 1;
+        })(),
+      },
+      {
+        name: 'T1',
+        op: (function* (): Op<void> {
+          yield* point('x', 'read');
+          if (st.x === 0) throw new RangeError('x unset');
+          yield* point('y', 'write');
+        })(),
+      },
+      { name: 'T2', op: point('y', 'write') },
+    ],
+  };
+};
+
+const mixedProgram: ProgramFactory = () => {
+  const m = new ExclusiveLock('m', 'mutex');
+  const s = new RwSemaphore('s');
+  return {
+    threads: [
+      {
+        name: 'A',
+        op: (function* (): Op<void> {
+          yield* point('x', 'write');
+          yield* m.lock();
+          yield* point('y', 'write');
+          yield* m.unlock();
+        })(),
+      },
+      {
+        name: 'B',
+        op: (function* (): Op<void> {
+          yield* s.downRead();
+          yield* point('y', 'read');
+          yield* point('x', 'read');
+          yield* s.upRead();
+        })(),
+      },
+      {
+        name: 'C',
+        op: (function* (): Op<void> {
+          yield* m.lock();
+          yield* s.downWrite();
+          yield* point('x', 'write');
+          yield* s.upWrite();
+          yield* m.unlock();
+        })(),
       },
     ],
-    [
-      'three threads, mixed',
-      () => {
-        const m = new ExclusiveLock('m', 'mutex');
-        const s = new RwSemaphore('s');
-        return {
-          threads: [
-            {
-              name: 'A',
-              op: (function* (): Op<void> {
-                yield* point('x', 'write');
-                yield* m.lock();
-                yield* point('y', 'write');
-                yield* m.unlock();
-              })(),
-            },
-            {
-              name: 'B',
-              op: (function* (): Op<void> {
-                yield* s.downRead();
-                yield* point('y', 'read');
-                yield* point('x', 'read');
-                yield* s.upRead();
-              })(),
-            },
-            {
-              name: 'C',
-              op: (function* (): Op<void> {
-                yield* m.lock();
-                yield* s.downWrite();
-                yield* point('x', 'write');
-                yield* s.upWrite();
-                yield* m.unlock();
-              })(),
-            },
-          ],
-        };
-      },
-    ],
-  ];
-  it.each(cases)('%s', (_name, f) => {
-    const all = bruteForce(f);
-    const got = explored(f);
-    expect([...all].filter((k) => !got.keys.has(k))).toEqual([]);
-    expect(got.keys.size).toBe(all.size);
+  };
+};
+
+/** Steps of a plan program's longest run, a bound on brute-force cost. */
+function planSteps(plans: Plans): number {
+  const per = [1, 1, 3, 2, 2, 3, 2, 2, 5];
+  return plans.reduce((n, p) => n + p.reduce((m, a) => m + per[a]!, 0), 0);
+}
+
+const named: [string, ProgramFactory][] = [
+  ['lost update', increment(false)],
+  ['lost update, 3 threads', increment(false, 3)],
+  ['locked increment', increment(true)],
+  ['locked increment, 3 threads', increment(true, 3)],
+  ['abba', abba()],
+  ['rwsem r/w/r', rwsem([false, true, false])],
+  ['rwsem w/r/w', rwsem([true, false, true])],
+  ['rwsem r/r/w', rwsem([false, false, true])],
+  ['philosophers 3', philosophers(3, false)],
+  ['philosophers 3, ordered', philosophers(3, true)],
+  ['critical sections 2x2', criticalSections(2, 2)],
+  ['three threads, mixed', mixedProgram],
+  ['a crash that depends on the order', crashProgram],
+];
+
+describe('optimal-DPOR explores each trace exactly once (brute-force cross-check)', () => {
+  it.each(named)('%s', (name, f) => {
+    checkOptimal(f, name);
+    expect(explore(f).infeasible).toBe(0);
   });
 
-  it('on 60 seeded random programs (locks, trylocks, rwsems, reads, writes)', () => {
+  it('a step blocked on a flag: every trace once; the reversals that need the flag are dropped', () => {
+    // The waiter's read of flag is enabled only by the setter's write; the race
+    // (write flag, read flag) is not reversible, and its wakeup branch is dropped
+    // unrun when the waiter is found blocked (2 such branches here).
+    expect(checkOptimal(flagProgram, 'flag')).toBe(3);
+    expect(explore(flagProgram)).toMatchObject({ executions: 3, infeasible: 2 });
+  });
+
+  it('on the 60 seeded random programs of the source-DPOR check', () => {
     let traces = 0;
-    let executions = 0;
-    for (let seed = 1; seed <= 60; seed++) {
-      const f = randomProgram(seed);
-      const all = bruteForce(f);
-      const got = explored(f);
-      expect(
-        [...all].filter((k) => !got.keys.has(k)),
-        `seed ${seed}`,
-      ).toEqual([]);
-      traces += all.size;
-      executions += got.executions;
-    }
-    // Measured, not derived by hand: the 60 programs have 232 traces in all, and
-    // source-DPOR spends one extra execution on them (a redundant or sleep-set blocked
-    // run), which optimal-DPOR would avoid.
+    for (let seed = 1; seed <= 60; seed++)
+      traces += checkOptimal(randomProgram(seed), `seed ${seed}`);
+    // The same 232 traces as brute force, now in 232 executions (source-DPOR: 233).
     expect(traces).toBe(232);
-    expect(executions).toBe(233);
+  });
+
+  it('on 150 more seeded programs (all 9 actions, data-dependent failures)', () => {
+    let programs = 0;
+    let traces = 0;
+    for (let seed = 1000; programs < 150; seed++) {
+      const plans = randomPlans(seed, 2, 3, 2);
+      if (planSteps(plans) > 11) continue;
+      programs++;
+      traces += checkOptimal(planProgram(plans), `plans ${JSON.stringify(plans)}`);
+    }
+    expect(traces).toBe(551); // measured; each program checked above
+  });
+
+  it('on random programs (fast-check)', () => {
+    const plans = fc
+      .array(fc.array(fc.integer({ min: 0, max: 8 }), { minLength: 1, maxLength: 3 }), {
+        minLength: 2,
+        maxLength: 3,
+      })
+      .filter((p) => planSteps(p) <= 11);
+    fc.assert(
+      fc.property(plans, (p) => {
+        checkOptimal(planProgram(p), JSON.stringify(p));
+      }),
+      { numRuns: 80, seed: 5 },
+    );
   });
 });
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** 2 or 3 threads of 1 or 2 actions each; an action is an access or a short critical section. */
-function randomProgram(seed: number): ProgramFactory {
-  const rnd = prng(seed);
-  const pick = (n: number): number => Math.floor(rnd() * n);
-  const nThreads = 2 + pick(2);
-  const plans = Array.from({ length: nThreads }, () =>
-    Array.from({ length: 1 + pick(2) }, () => pick(7)),
-  );
-  return () => {
-    const m = new ExclusiveLock('m', 'mutex');
-    const s = new RwSemaphore('s');
-    const state = { x: 0 };
-    function* action(a: number): Op<void> {
-      switch (a) {
-        case 0:
-          yield* point('x', 'read');
-          break;
-        case 1:
-          yield* point('x', 'write');
-          state.x++;
-          break;
-        case 2:
-          yield* m.lock();
-          yield* point('x', 'write');
-          yield* m.unlock();
-          break;
-        case 3:
-          if (yield* m.trylock()) yield* m.unlock();
-          break;
-        case 4:
-          yield* s.downRead();
-          yield* s.upRead();
-          break;
-        case 5:
-          yield* s.downWrite();
-          yield* point('y', 'write');
-          yield* s.upWrite();
-          break;
-        default:
-          if (yield* s.downReadTrylock()) yield* s.upRead();
-          break;
+describe('source-DPOR (algorithm: source)', () => {
+  it('covers every trace of the named programs and the 60 seeded ones', () => {
+    let traces = 0;
+    let executions = 0;
+    const cases = [
+      ...named,
+      ...Array.from({ length: 60 }, (_, i) => [`seed ${i + 1}`, randomProgram(i + 1)] as const),
+    ];
+    for (const [name, f] of cases) {
+      const all = bruteForce(f);
+      const got = explored(f, { algorithm: 'source' });
+      expect(got.complete, name).toBe(true);
+      expect(
+        [...all.keys].filter((k) => !got.keys.includes(k)),
+        name,
+      ).toEqual([]);
+      expect([...got.failing].sort(), name).toEqual([...all.failing].sort());
+      if (name.startsWith('seed')) {
+        traces += all.keys.size;
+        executions += got.executions;
       }
     }
-    return {
-      threads: plans.map((plan, i) => ({
-        name: `T${i}`,
-        op: (function* (): Op<void> {
-          for (const a of plan) yield* action(a);
-        })(),
-      })),
-    };
-  };
-}
-
-/** Trace keys of every schedule with at most k preemptions (brute force). */
-function bruteForceBounded(f: ProgramFactory, k: number): Set<string> {
-  const keys = new Set<string>();
-  const go = (prefix: number[], pre: number): void => {
-    const prog = f();
-    const r = new Runner();
-    for (const t of prog.threads) r.spawn(t.name, t.op);
-    const blk: boolean[] = [];
-    for (const tid of prefix) {
-      blk.push(r.threads[tid]!.pending!.enabled !== undefined);
-      r.step(tid);
-    }
-    const en = r.isFinished() ? [] : r.enabled().map((t) => t.id);
-    if (en.length === 0) {
-      keys.add(traceKey(r.result('done'), (i) => blk[i]!));
-      return;
-    }
-    const last = prefix.at(-1);
-    for (const t of en) {
-      const c = last !== undefined && t !== last && en.includes(last) ? 1 : 0;
-      if (pre + c <= k) go([...prefix, t], pre + c);
-    }
-  };
-  go([], 0);
-  return keys;
-}
-
-function exploredBounded(f: ProgramFactory, k: number): { keys: Set<string>; maxPre: number } {
-  const keys = new Set<string>();
-  let maxPre = 0;
-  explore(f, {
-    maxPreemptions: k,
-    onExecution: (run, { sleepBlocked }) => {
-      if (sleepBlocked) return;
-      maxPre = Math.max(maxPre, countPreemptions(f, run.schedule));
-      const again = new Runner();
-      const prog = f();
-      for (const t of prog.threads) again.spawn(t.name, t.op);
-      const blk: boolean[] = [];
-      for (const tid of run.schedule) {
-        blk.push(again.threads[tid]!.pending!.enabled !== undefined);
-        again.step(tid);
-      }
-      keys.add(traceKey(again.result('done'), (i) => blk[i]!));
-    },
-  });
-  return { keys, maxPre };
-}
-
-describe('preemptions', () => {
-  it('are counted on given schedules', () => {
-    // Lost update: T0 = r0 w0, T1 = r1 w1. A switch away from a thread that still has a
-    // step is a preemption; a switch after the previous thread ended is free.
-    const f = increment(false);
-    expect(countPreemptions(f, [0, 0, 1, 1])).toBe(0);
-    expect(countPreemptions(f, [0, 1, 1, 0])).toBe(1); // at step 1 only
-    expect(countPreemptions(f, [0, 1, 0, 1])).toBe(2); // steps 1 and 2; step 3 is free
-    expect(countPreemptions(f, [1, 0, 1, 0])).toBe(2);
-    expect(countPreemptions(f, [])).toBe(0); // the Runner's default never preempts
-    // ABBA: T0 takes A, then T1 runs while T0 (waiting to take B, which is free) is enabled.
-    expect(countPreemptions(abba(), [0, 1])).toBe(1);
-    // T1 cannot take m while T0 holds it.
-    expect(() => countPreemptions(increment(true), [0, 1])).toThrow(/not enabled/);
+    // Measured: one extra execution on these 60 (a redundant or sleep-set blocked run).
+    expect([traces, executions]).toEqual([232, 233]);
   });
 
+  it('gives the classic counts too', () => {
+    const source = { algorithm: 'source' } as const;
+    expect(explore(increment(false), source).executions).toBe(4);
+    expect(explore(abba(), source).executions).toBe(3);
+    expect(explore(criticalSections(3, 3), source).executions).toBe(1680);
+  });
+});
+
+describe('preemption bound (sound)', () => {
   it('bound 0 misses the lost update, bound 1 finds it', () => {
     // With 0 preemptions each thread runs until it ends: r0 w0 r1 w1 or r1 w1 r0 w0, both
-    // x = 2. Losing the update needs both reads before a write, i.e. switching away from
-    // a thread with a write pending: one preemption (r0 r1 w1 w0).
+    // x = 2; switching at step 1 would preempt (2 alternatives cut). Losing the update
+    // needs both reads before a write, i.e. switching away from a thread with a write
+    // pending: one preemption (r0 r1 w1 w0 and r1 r0 w0 w1).
     const f = increment(false);
     const r0 = explore(f, { maxPreemptions: 0 });
-    expect(r0).toMatchObject({ executions: 2, failures: [], complete: false, boundPruned: 1 });
+    expect(r0).toMatchObject({ executions: 2, failures: [], complete: false, boundPruned: 2 });
     const r1 = explore(f, { maxPreemptions: 1 });
     expect(r1.failures).toEqual([
       { schedule: [0, 1, 1, 0], status: 'done', message: 'lost update: x = 1', preemptions: 1 },
+      { schedule: [1, 0, 0, 1], status: 'done', message: 'lost update: x = 1', preemptions: 1 },
     ]);
     expect(r1.complete).toBe(false);
-    // With bound 2 nothing is cut: all 4 traces, the result is complete.
+    // With bound 2 nothing is cut: every schedule (6), complete.
     const r2 = explore(f, { maxPreemptions: 2 });
-    expect(r2).toMatchObject({ executions: 4, complete: true, boundPruned: 0 });
-    expect(r2.failures.map((x) => x.preemptions)).toEqual([1, 2]);
+    expect(r2).toMatchObject({ executions: 6, complete: true, boundPruned: 0 });
+    expect(r2.failures).toHaveLength(4);
   });
 
-  it('bounded DPOR never exceeds the bound, and may skip traces within it (measured)', () => {
-    // Documented incompleteness: pruning plus conservative backtrack points does not
-    // reach every trace that has a schedule within the bound. Measured on the 60 seeded
-    // programs: traces within bound k by brute force, and how many the explorer missed.
-    const measured: [number, number, number][] = [];
-    for (const k of [0, 1, 2]) {
+  it('explores every trace that has a schedule within the bound, and nothing beyond it', () => {
+    // For bounds 0..3 on the named and the 60 seeded programs: the traces of the
+    // schedules within the bound (brute force) are all explored; every schedule run
+    // stays within the bound; the number of runs is the number of such schedules.
+    const measured: [number, number][] = [];
+    const cases = [
+      ...named,
+      ...Array.from({ length: 60 }, (_, i) => [`seed ${i + 1}`, randomProgram(i + 1)] as const),
+    ];
+    for (const k of [0, 1, 2, 3]) {
       let total = 0;
-      let missed = 0;
-      for (let seed = 1; seed <= 60; seed++) {
-        const f = randomProgram(seed);
-        const all = bruteForceBounded(f, k);
-        const got = exploredBounded(f, k);
-        expect(got.maxPre, `seed ${seed} k ${k}`).toBeLessThanOrEqual(k);
-        total += all.size;
-        missed += [...all].filter((x) => !got.keys.has(x)).length;
+      for (const [name, f] of cases) {
+        const all = bruteForce(f, k);
+        const got = explored(f, { maxPreemptions: k });
+        expect(got.maxPre, `${name} k ${k}`).toBeLessThanOrEqual(k);
+        expect(
+          [...all.keys].filter((x) => !got.keys.includes(x)),
+          `${name} k ${k}`,
+        ).toEqual([]);
+        expect(got.executions, `${name} k ${k}`).toBe(allSchedules(f, k).length);
+        expect([...got.failing].sort()).toEqual([...all.failing].sort());
+        total += all.keys.size;
       }
-      measured.push([k, total, missed]);
+      measured.push([k, total]);
     }
-    expect(measured).toEqual([
-      [0, 130, 22],
-      [1, 216, 19],
-      [2, 231, 7],
-    ]);
+    // Traces within each bound, for the record (the unbounded total is 232 + named).
+    expect(measured.map(([k]) => k)).toEqual([0, 1, 2, 3]);
+    expect(measured[0]![1]).toBeLessThan(measured[3]![1]);
+  });
+});
+
+describe('progress', () => {
+  it('is reported every N executions with an estimate of the total', () => {
+    const calls: ExploreProgress[] = [];
+    const r = explore(criticalSections(3, 3), {
+      onProgress: (p) => calls.push(p),
+      progressEvery: 100,
+    });
+    expect(r.executions).toBe(1680);
+    expect(calls.map((c) => c.executions)).toEqual(
+      Array.from({ length: 16 }, (_, i) => 100 * (i + 1)),
+    );
+    for (const c of calls) {
+      expect(c.fractionDone).toBeGreaterThan(0);
+      expect(c.fractionDone).toBeLessThanOrEqual(1);
+      expect(c.estimatedTotal).toBeGreaterThanOrEqual(c.executions);
+      expect(c.totalSteps).toBe(45 * c.executions); // every run is 45 steps
+    }
+    // The tree is uniform enough for the estimate to be close once half is done.
+    for (const c of calls.slice(8)) {
+      expect(c.estimatedTotal).toBeGreaterThan(1680 / 2);
+      expect(c.estimatedTotal).toBeLessThan(1680 * 2);
+    }
+  });
+
+  it('reports in the source and bounded modes, and not when fewer executions run', () => {
+    const n = (opts: object): number => {
+      let k = 0;
+      explore(criticalSections(2, 3), { progressEvery: 5, ...opts, onProgress: () => k++ });
+      return k;
+    };
+    // 6!/(3!3!) = 20 traces.
+    expect(n({})).toBe(4);
+    expect(n({ algorithm: 'source' })).toBe(4);
+    expect(n({ maxPreemptions: 1 })).toBeGreaterThan(0);
+    expect(n({ progressEvery: 1000 })).toBe(0);
   });
 });
 

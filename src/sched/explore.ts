@@ -1,48 +1,75 @@
 /**
- * The interleaving explorer: stateless source-DPOR with sleep sets (Abdulla, Aronis,
- * Jonsson, Sagonas, "Optimal dynamic partial order reduction", POPL 2014, Algorithm 1).
+ * The interleaving explorer: stateless dynamic partial-order reduction over the Runner.
  *
  * A program is a factory that builds fresh state and fresh thread generators; every
  * execution rebuilds it and replays a schedule prefix with {@link Runner.step}, since
- * generators cannot be cloned. Every Mazurkiewicz trace (of the dependency relation
- * below) is explored at least once, and usually exactly once. This is source-DPOR, not
- * optimal-DPOR: there are no wakeup trees, so some executions may end sleep-set blocked
- * (counted in {@link ExploreResult.sleepBlocked}) and a trace may occasionally be
- * explored twice.
+ * generators cannot be cloned.
+ *
+ * Algorithms (`opts.algorithm`):
+ * - 'optimal' (default): optimal-DPOR with wakeup trees (Abdulla, Aronis, Jonsson,
+ *   Sagonas, POPL 2014, Algorithm 2; JACM 2017). Every Mazurkiewicz trace (of the
+ *   dependency relation below) is explored exactly once and no execution ends sleep-set
+ *   blocked, under the assumptions listed below (checked against brute-force enumeration
+ *   in the tests).
+ * - 'source': source-DPOR with sleep sets (the same papers, Algorithm 1): every trace at
+ *   least once, usually exactly once; some executions may end sleep-set blocked
+ *   ({@link ExploreResult.sleepBlocked}).
+ * - With `maxPreemptions`: a sound preemption-bounded search, see below.
  *
  * Dependency. Two steps of different threads are dependent when they touch the same
  * object, unless both are reads, both are shared (rwsem reader) acquires or releases,
  * both are releases (two threads never hold the same exclusive lock), or one is a
  * release and the other a blocking acquire (below). Steps of one thread are always
- * ordered.
+ * ordered. Traces are the equivalence classes of executions that order every dependent
+ * pair alike.
  *
- * Blocking. A thread whose pending step is not enabled is skipped. Locks follow the
- * classic DPOR treatment (Flanagan and Godefroid, POPL 2005): a release and a *blocking*
- * acquire (a step with an `enabled` predicate) of the same lock are independent, since
- * they are never co-enabled and lock discipline orders every pair of acquires through
- * the acquire-acquire dependency; so the race found is between the two acquires, which
- * is reversible. A non-blocking acquire (trylock) does depend on a release, since its
- * result does. When a race's reversal would start with a thread that is not enabled at
- * the backtrack point (e.g. a lock acquire racing with a plain access made under the
- * lock), every enabled thread there is added to the backtrack set, which is
- * conservative. The analysis assumes an `enabled` predicate depends only on the state of
- * its own step's object, as with the primitives in sync.ts.
+ * Blocking. A thread whose pending step is not enabled is skipped. A release and a
+ * *blocking* acquire (a step with an `enabled` predicate) of the same lock are
+ * independent for traces, since they are never co-enabled and lock discipline orders
+ * every pair of acquires through the acquire-acquire dependency (Flanagan and Godefroid,
+ * POPL 2005). A non-blocking acquire (trylock) does depend on a release, since its
+ * result does. Optimal-DPOR needs more: a reversed race must be runnable, so its
+ * happens-before relation also orders a release before a later blocking acquire of the
+ * same object that it can enable (not when both are shared), which does not change the
+ * traces (for valid executions the acquire order fixes those pairs). A race between two
+ * acquires of a lock, A (thread p) then A' (thread q), is then reversible although A'
+ * comes after p's release R: R's edge to A' is dropped when the reversal also removes
+ * R's matching acquire.
  *
- * Preemption bounding (`maxPreemptions`). Executions are pruned as soon as they would
- * exceed the bound, and, as in bounded POR (Coons, Musuvathi, McKinley 2013), each race
- * also adds a conservative backtrack point at the start of the racing thread's block of
- * steps. Guaranteed: every execution run has at most the bound's preemptions; with a
- * bound that cuts nothing (`boundPruned` 0) the exploration is the unbounded one and
- * `complete` holds. Not guaranteed: the combination with sleep sets is not the full
- * BPOR algorithm, so a bounded exploration may skip some traces that do have a schedule
- * within the bound (measured in the tests). Use {@link minimize} for exact minimal
- * preemption counts.
+ * Assumptions: the program is deterministic; a step's `enabled` predicate depends only
+ * on the state of its own object, and only steps on that object change it; locks are
+ * released by the thread that took them. A reversal that still finds its thread blocked
+ * (possible with a blocking step that a write enables) is dropped and counted in
+ * {@link ExploreResult.infeasible}; none of the lock primitives in sync.ts cause one.
  *
- * Random and PCT modes: see {@link sample}. Counterexamples: see {@link minimize}.
+ * Deadlocks and crashes end an execution; the steps the unfinished threads were about
+ * to take are analysed for races as if appended (both algorithms), so an order in
+ * which the crash does not happen is explored too. A crashed run's trace is made of the
+ * steps that happen before the crashing step.
+ *
+ * Preemption bounding (`maxPreemptions`). A preemption is a step by a thread other than
+ * the one that ran the previous step while that one is still enabled. The bounded search
+ * is a depth-first enumeration of every schedule with at most the bound's preemptions,
+ * with no partial-order reduction: sound (every trace that has a schedule within the
+ * bound is explored, checked against brute force in the tests) at the price of exploring
+ * each such trace once per schedule. Sleep sets are not combined with the bound, since a
+ * sleeping thread's traces may have been explored only with more preemptions (Coons,
+ * Musuvathi, McKinley, OOPSLA 2013). `complete` is true when the bound cut nothing.
+ *
+ * Random and PCT modes: see {@link sample}. Counterexamples: see {@link minimize}:
+ * `failures[0].schedule` of a result is the first failure found, for the caller to
+ * minimise and print with {@link formatSchedule}.
+ *
+ * Progress: `onProgress` every `progressEvery` executions, with counts only (no wall
+ * clock here) and an estimate of the total by Knuth's estimator over the current path
+ * of the exploration tree, each node's known children weighted alike.
+ *
+ * Parallel exploration: parallel.ts splits the tree into subtrees ({@link exploreSubtree}).
  */
 import { Prng } from './prng.js';
 import { Runner, type RunResult, type RunStatus } from './runner.js';
 import type { Op, Step, StepKind } from './step.js';
+import { cloneWakeup, insertWakeup, weakInitial, type WakeupNode } from './wakeup.js';
 
 /** One thread of a program: a fresh generator built by the factory. */
 export interface ProgramThread {
@@ -60,7 +87,28 @@ export interface ProgramInstance {
 
 export type ProgramFactory = () => ProgramInstance;
 
+export type ExploreAlgorithm = 'optimal' | 'source';
+
+/** Counts handed to {@link ExploreOptions.onProgress}. No wall clock: the caller times. */
+export interface ExploreProgress {
+  /** Executions so far (sleep-set blocked ones included). */
+  readonly executions: number;
+  /** Steps run so far by all executions, replayed prefixes included. */
+  readonly totalSteps: number;
+  readonly failures: number;
+  /**
+   * Estimated share of the exploration tree already done, in (0, 1]: each node's
+   * children are weighted alike (Knuth's estimator over the current path, with the
+   * children known so far). 1 at the end of a complete exploration.
+   */
+  readonly fractionDone: number;
+  /** executions / fractionDone, rounded: the estimated number of executions in all. */
+  readonly estimatedTotal: number;
+}
+
 export interface ExploreOptions {
+  /** DPOR algorithm (default 'optimal'); ignored by the bounded, random and PCT modes. */
+  readonly algorithm?: ExploreAlgorithm;
   /** Stop after this many executions (result is then incomplete). Default: unlimited. */
   readonly maxExecutions?: number;
   /**
@@ -70,11 +118,8 @@ export interface ExploreOptions {
    */
   readonly maxTotalSteps?: number;
   /**
-   * Preemption bound (DPOR mode only): explore only executions with at most this many
-   * preemptions. A preemption is a step by a thread other than the one that ran the
-   * previous step while that one is still enabled (switching away from a finished or
-   * blocked thread is free). See "Preemption bounding" in the module comment for what is
-   * and is not guaranteed.
+   * Preemption bound: explore every trace that has a schedule with at most this many
+   * preemptions, and only such schedules. See "Preemption bounding" in the module comment.
    */
   readonly maxPreemptions?: number;
   /** Random mode instead of DPOR: `runs` executions, each step uniform among the enabled threads. */
@@ -89,10 +134,14 @@ export interface ExploreOptions {
   readonly record?: boolean;
   /**
    * Called after every execution with its result (without a trace unless `record`). An
-   * execution cut because it was sleep-set blocked or hit the preemption bound is
-   * flagged `sleepBlocked`; its status is not meaningful.
+   * execution cut because it was sleep-set blocked is flagged `sleepBlocked`; its status
+   * is not meaningful.
    */
   readonly onExecution?: (run: RunResult, info: { readonly sleepBlocked: boolean }) => void;
+  /** Called after every `progressEvery` executions (DPOR and bounded modes). */
+  readonly onProgress?: (p: ExploreProgress) => void;
+  /** Default 1000. */
+  readonly progressEvery?: number;
 }
 
 export interface ExploreFailure {
@@ -110,8 +159,10 @@ export interface ExploreResult {
   readonly sleepBlocked: number;
   /** Executions cut at maxSteps. */
   readonly stepLimited: number;
-  /** Branches cut by maxPreemptions (an execution ended early, or a backtrack entry skipped). */
+  /** Branches cut by maxPreemptions. */
   readonly boundPruned: number;
+  /** Wakeup-tree branches dropped because their thread was blocked (see the module comment). */
+  readonly infeasible: number;
   /** Steps run by all executions together, replayed prefixes included. */
   readonly totalSteps: number;
   /**
@@ -119,24 +170,32 @@ export interface ExploreResult {
    * nothing cut by the preemption bound. Always false in random and PCT modes.
    */
   readonly complete: boolean;
+  /** Failures in the order found; `failures[0].schedule` is the one to minimise. */
   readonly failures: ExploreFailure[];
 }
 
 /** What the dependency relation needs to know about a step. */
-interface StepInfo {
+export interface StepInfo {
   readonly obj: string;
   readonly kind: StepKind;
   readonly shared: boolean;
   readonly blocking: boolean;
 }
 
-function info(s: Step): StepInfo {
+export function stepInfo(s: Step): StepInfo {
   return { obj: s.obj, kind: s.kind, shared: s.shared === true, blocking: s.enabled !== undefined };
 }
+
+const info = stepInfo;
 
 /** Whether two steps of different threads are dependent (see the module comment). */
 export function dependent(a: Step, b: Step): boolean {
   return dep(info(a), info(b));
+}
+
+/** {@link dependent} on {@link StepInfo}s (source-DPOR's dependency and the traces'). */
+export function dependentInfo(a: StepInfo, b: StepInfo): boolean {
+  return dep(a, b);
 }
 
 function dep(a: StepInfo, b: StepInfo): boolean {
@@ -153,6 +212,22 @@ function dep(a: StepInfo, b: StepInfo): boolean {
   return true;
 }
 
+/** Whether release `r` can enable the blocking acquire `a` (an edge of optimal-DPOR's order). */
+function enables(r: StepInfo, a: StepInfo): boolean {
+  return (
+    r.obj === a.obj &&
+    r.kind === 'release' &&
+    a.kind === 'acquire' &&
+    a.blocking &&
+    !(r.shared && a.shared)
+  );
+}
+
+/** Optimal-DPOR's dependency: {@link dep} plus release-enables-acquire, both ways. */
+export function depHb(a: StepInfo, b: StepInfo): boolean {
+  return dep(a, b) || enables(a, b) || enables(b, a);
+}
+
 interface Event {
   readonly tid: number;
   readonly step: StepInfo;
@@ -160,8 +235,11 @@ interface Event {
   readonly local: number;
   /** Vector clock: vc[t] = number of events of thread t that happen before or equal this one. */
   readonly vc: number[];
+  /** For a release: position of the same thread's latest acquire of the object, else -1. */
+  readonly match: number;
 }
 
+/** A node of source-DPOR (one per state of the current execution). */
 interface Node {
   /** Threads enabled in this state. */
   readonly enabled: number[];
@@ -169,8 +247,8 @@ interface Node {
   readonly pending: (StepInfo | null)[];
   readonly backtrack: Set<number>;
   readonly sleep: Set<number>;
-  /** Backtrack entries skipped because of the preemption bound (counted once). */
-  readonly pruned: Set<number>;
+  /** Children fully explored. */
+  done: number;
   /** Thread explored from this state in the current execution, -1 at the end. */
   chosen: number;
 }
@@ -181,7 +259,7 @@ function snapshot(r: Runner, sleep: Set<number>): Node {
     pending: r.threads.map((t) => (t.done || t.pending === null ? null : info(t.pending))),
     backtrack: new Set(),
     sleep,
-    pruned: new Set(),
+    done: 0,
     chosen: -1,
   };
 }
@@ -218,49 +296,498 @@ function sameStep(a: StepInfo | null | undefined, b: StepInfo): boolean {
 }
 
 /**
- * Explores the program. By default: every Mazurkiewicz trace by source-DPOR (see the
- * module comment), optionally under a preemption bound. With `random` or `pct`, runs
- * sampled schedules instead (see {@link sample}); those modes are never complete.
+ * Where a subtree exploration starts: the schedule prefix leading to its root and the
+ * sleep set at the root. Races whose reversal would start above the root are left to
+ * whoever explores the rest of the tree (see parallel.ts).
+ */
+export interface SubtreeRoot {
+  readonly prefix: readonly number[];
+  readonly sleep: readonly number[];
+}
+
+/**
+ * Explores the program. By default: every Mazurkiewicz trace exactly once by
+ * optimal-DPOR (see the module comment); `algorithm: 'source'` for source-DPOR; with
+ * `maxPreemptions`, the sound bounded search. With `random` or `pct`, runs sampled
+ * schedules instead (see {@link sample}); those modes are never complete.
  */
 export function explore(factory: ProgramFactory, opts: ExploreOptions = {}): ExploreResult {
   if (opts.random && opts.pct) throw new Error('explore: choose one of random and pct, not both');
   if (opts.random || opts.pct) return sample(factory, opts);
-  const maxExecutions = opts.maxExecutions ?? Number.POSITIVE_INFINITY;
-  const maxTotalSteps = opts.maxTotalSteps ?? Number.POSITIVE_INFINITY;
+  return exploreSubtree(factory, opts, { prefix: [], sleep: [] });
+}
+
+/**
+ * Explores the subtree of executions that start with `root.prefix`, with `root.sleep`
+ * as the sleep set after it (DPOR and bounded modes). With an empty root this is
+ * {@link explore}.
+ */
+export function exploreSubtree(
+  factory: ProgramFactory,
+  opts: ExploreOptions,
+  root: SubtreeRoot,
+): ExploreResult {
+  if (opts.maxPreemptions !== undefined && Number.isFinite(opts.maxPreemptions)) {
+    return exploreBounded(factory, opts, root);
+  }
+  const algorithm = opts.algorithm ?? 'optimal';
+  if (algorithm === 'optimal') return exploreOptimal(factory, opts, root);
+  if (algorithm === 'source') return exploreSource(factory, opts, root);
+  throw new Error(`explore: unknown algorithm '${String(algorithm)}' (optimal or source)`);
+}
+
+/** Shared bookkeeping of the DPOR loops: counts, budgets, progress and failures. */
+class Tally {
+  executions = 0;
+  sleepBlocked = 0;
+  stepLimited = 0;
+  boundPruned = 0;
+  infeasible = 0;
+  totalSteps = 0;
+  readonly failures: ExploreFailure[] = [];
+  private readonly maxExecutions: number;
+  private readonly maxTotalSteps: number;
+  private readonly every: number;
+
+  constructor(private readonly opts: ExploreOptions) {
+    this.maxExecutions = opts.maxExecutions ?? Number.POSITIVE_INFINITY;
+    this.maxTotalSteps = opts.maxTotalSteps ?? Number.POSITIVE_INFINITY;
+    this.every = Math.max(1, opts.progressEvery ?? 1000);
+  }
+
+  budgetLeft(): boolean {
+    return this.executions < this.maxExecutions && this.totalSteps < this.maxTotalSteps;
+  }
+
+  /** Records a finished execution; returns true when exploration must stop (stopOnFailure). */
+  record(run: RunResult, message: string | null, preemptions: number): boolean {
+    if (message === null) return false;
+    this.failures.push({ schedule: [...run.schedule], status: run.status, message, preemptions });
+    return this.opts.stopOnFailure === true;
+  }
+
+  progress(fraction: () => number): void {
+    if (!this.opts.onProgress || this.executions % this.every !== 0) return;
+    const f = Math.min(1, Math.max(fraction(), Number.MIN_VALUE));
+    this.opts.onProgress({
+      executions: this.executions,
+      totalSteps: this.totalSteps,
+      failures: this.failures.length,
+      fractionDone: f,
+      estimatedTotal: Math.max(this.executions, Math.round(this.executions / f)),
+    });
+  }
+
+  result(complete: boolean): ExploreResult {
+    return {
+      executions: this.executions,
+      sleepBlocked: this.sleepBlocked,
+      stepLimited: this.stepLimited,
+      boundPruned: this.boundPruned,
+      infeasible: this.infeasible,
+      totalSteps: this.totalSteps,
+      complete,
+      failures: this.failures,
+    };
+  }
+}
+
+/**
+ * Knuth-style share of the tree done: each node splits its weight evenly among its
+ * `total` children, of which `done` are finished; the leaf just run counts as finished.
+ */
+function pathFraction(path: readonly { done: number; total: number }[]): number {
+  let w = 1;
+  let f = 0;
+  for (const { done, total } of path) {
+    const b = Math.max(total, done + 1);
+    f += (w * done) / b;
+    w /= b;
+  }
+  return f + w;
+}
+
+/** Steps of threads that did not finish (a deadlock's blocked threads, or after a crash). */
+function leftover(runner: Runner): { tid: number; step: StepInfo }[] {
+  const out: { tid: number; step: StepInfo }[] = [];
+  for (const t of runner.threads)
+    if (!t.done && t.pending) out.push({ tid: t.id, step: info(t.pending) });
+  return out;
+}
+
+/** A node of optimal-DPOR. */
+interface ONode {
+  readonly enabled: number[];
+  readonly pending: (StepInfo | null)[];
+  readonly sleep: Set<number>;
+  /**
+   * The part of `sleep` inherited from a subtree root's given sleep set: those threads
+   * block a wakeup sequence only when they are initials of it (not weak initials),
+   * since the sequences the sequential search would have passed down are unknown here.
+   */
+  readonly given: Set<number>;
+  /** The wakeup tree; while a child is explored it stays first, removed on backtrack. */
+  wut: WakeupNode<StepInfo>[];
+  done: number;
+  chosen: number;
+}
+
+function exploreOptimal(
+  factory: ProgramFactory,
+  opts: ExploreOptions,
+  root: SubtreeRoot,
+): ExploreResult {
   const maxSteps = opts.maxSteps ?? Number.POSITIVE_INFINITY;
-  const bound = opts.maxPreemptions ?? Number.POSITIVE_INFINITY;
-  const bounded = Number.isFinite(bound);
   const record = opts.record ?? false;
-  const nodes: Node[] = [];
+  const rootDepth = root.prefix.length;
+  const t = new Tally(opts);
+  const nodes: ONode[] = [];
   const events: Event[] = [];
-  /** pre[d] = preemptions among the first d events. */
-  const pre: number[] = [0];
-  const failures: ExploreFailure[] = [];
-  let executions = 0;
-  let sleepBlocked = 0;
-  let stepLimited = 0;
-  let boundPruned = 0;
-  let totalSteps = 0;
   let branch = 0;
-  const result = (complete: boolean): ExploreResult => ({
-    executions,
-    sleepBlocked,
-    stepLimited,
-    boundPruned,
-    totalSteps,
-    complete,
-    failures,
-  });
-  /** 1 when running `tid` at depth d is a preemption, else 0. */
-  const cost = (d: number, tid: number): number => {
-    if (d === 0) return 0;
-    const last = events[d - 1]!.tid;
-    return last !== tid && nodes[d]!.enabled.includes(last) ? 1 : 0;
-  };
+  let stopped = false;
+
+  const fraction = (): number =>
+    pathFraction(
+      nodes
+        .slice(rootDepth)
+        .filter((n) => n.chosen >= 0)
+        .map((n) => ({ done: n.done, total: n.done + n.wut.length })),
+    );
 
   for (;;) {
-    if (executions >= maxExecutions || totalSteps >= maxTotalSteps) return result(false);
-    executions++;
+    if (!t.budgetLeft()) return t.result(false);
+    t.executions++;
+    const { runner, prog } = build(factory, record);
+    for (let d = 0; d < branch; d++) {
+      const tid = nodes[d]!.chosen;
+      const p = runner.threads[tid]?.pending;
+      if (!sameStep(p ? info(p) : null, events[d]!.step) || !runner.step(tid)) {
+        throw new Error(`explore: program is not deterministic (replay diverged at step ${d})`);
+      }
+    }
+
+    let d = branch;
+    let sleep = d === rootDepth ? new Set(root.sleep) : new Set<number>();
+    let given = new Set(sleep);
+    let wut: WakeupNode<StepInfo>[] = [];
+    let end: 'final' | 'sleep' | 'limit';
+    for (;;) {
+      if (nodes[d] === undefined) {
+        nodes[d] = {
+          enabled: runner.enabled().map((x) => x.id),
+          pending: runner.threads.map((x) =>
+            x.done || x.pending === null ? null : info(x.pending),
+          ),
+          sleep,
+          given,
+          wut,
+          done: 0,
+          chosen: -1,
+        };
+      }
+      const node = nodes[d]!;
+      if (node.chosen < 0) {
+        if (runner.isFinished() || node.enabled.length === 0) {
+          node.wut = [];
+          end = 'final';
+          break;
+        }
+        if (d >= maxSteps) {
+          node.wut = [];
+          end = 'limit';
+          break;
+        }
+        if (d < rootDepth) {
+          const tid = root.prefix[d]!;
+          if (!node.enabled.includes(tid)) {
+            throw new Error(`explore: subtree prefix step ${d} (thread ${tid}) is not enabled`);
+          }
+          node.wut = [{ tid, step: node.pending[tid]!, children: [] }];
+          node.chosen = tid;
+        } else {
+          while (node.wut.length > 0 && !node.enabled.includes(node.wut[0]!.tid)) {
+            node.wut.shift();
+            t.infeasible++;
+          }
+          if (node.wut.length === 0) {
+            const cands = node.enabled.filter((x) => !node.sleep.has(x));
+            if (cands.length === 0) {
+              end = 'sleep';
+              break;
+            }
+            const last = d > 0 ? events[d - 1]!.tid : -1;
+            const tid = cands.includes(last) ? last : cands[0]!;
+            node.wut.push({ tid, step: node.pending[tid]!, children: [] });
+          }
+          node.chosen = node.wut[0]!.tid;
+        }
+      }
+      const tid = node.chosen;
+      const br = node.wut[0]!;
+      const step = node.pending[tid]!;
+      if (!sameStep(step, br.step)) {
+        throw new Error(
+          `explore: program is not deterministic, or a step's effect is not announced (thread ${tid} at step ${d} is ${step.kind} ${step.obj}, expected ${br.step.kind} ${br.step.obj})`,
+        );
+      }
+      if (!runner.step(tid)) throw new Error(`explore: thread ${tid} not runnable at step ${d}`);
+      events[d] = makeEvent(events, d, tid, step, depHb);
+      sleep = new Set<number>();
+      given = new Set<number>();
+      if (d + 1 === rootDepth) {
+        sleep = new Set(root.sleep);
+        given = new Set(root.sleep);
+      } else if (d >= rootDepth) {
+        for (const q of node.sleep) {
+          const s = node.pending[q];
+          if (q !== tid && s && !depHb(s, step)) {
+            sleep.add(q);
+            if (node.given.has(q)) given.add(q);
+          }
+        }
+      }
+      wut = cloneWakeup(br.children);
+      d++;
+    }
+    t.totalSteps += runner.clock;
+
+    // Race analysis: the new events, and after a deadlock or crash the steps left over.
+    for (let k = Math.max(branch, rootDepth); k < events.length; k++) {
+      racesOptimal(nodes, events, k, events[k]!, rootDepth);
+    }
+    if (end === 'final') {
+      for (const { tid, step } of leftover(runner)) {
+        const ev = makeEvent(events, events.length, tid, step, depHb);
+        racesOptimal(nodes, events, events.length, ev, rootDepth);
+      }
+    }
+
+    let run: RunResult;
+    if (end === 'final') run = finish(runner);
+    else if (end === 'limit') {
+      t.stepLimited++;
+      run = runner.result('step-limit');
+    } else {
+      t.sleepBlocked++;
+      run = runner.result('done', 'sleep-set blocked');
+    }
+    opts.onExecution?.(run, { sleepBlocked: end === 'sleep' });
+    if (
+      end === 'final' &&
+      t.record(run, failureOf(run, prog.check), preemptionsOf(events, nodes))
+    ) {
+      stopped = true;
+    }
+    t.progress(fraction);
+    if (stopped) return t.result(false);
+
+    // Backtrack to the deepest node whose wakeup tree has a branch left.
+    let next = -1;
+    for (let i = events.length; i >= rootDepth && next < 0; i--) {
+      const node = nodes[i]!;
+      if (node.chosen >= 0) {
+        node.sleep.add(node.chosen);
+        node.wut.shift();
+        node.done++;
+        node.chosen = -1;
+      }
+      while (node.wut.length > 0 && !node.enabled.includes(node.wut[0]!.tid)) {
+        node.wut.shift();
+        t.infeasible++;
+      }
+      if (node.wut.length > 0) {
+        node.chosen = node.wut[0]!.tid;
+        next = i;
+      }
+    }
+    if (next < 0) return t.result(t.stepLimited === 0);
+    branch = next;
+    nodes.length = next + 1;
+    events.length = next;
+  }
+}
+
+/** Preemptions of the current execution (the node snapshots give the enabled sets). */
+function preemptionsOf(events: readonly Event[], nodes: readonly { enabled: number[] }[]): number {
+  let n = 0;
+  for (let d = 1; d < events.length; d++) {
+    const last = events[d - 1]!.tid;
+    if (events[d]!.tid !== last && nodes[d]!.enabled.includes(last)) n++;
+  }
+  return n;
+}
+
+/**
+ * Races of optimal-DPOR for the event `ek` at position k (a real event, or a left-over
+ * step appended virtually): for each earlier event e of another thread that it depends
+ * on ({@link dep}), the race is reversible when nothing that happens after e is needed
+ * before ek, except a release whose matching acquire is also removed by the reversal.
+ * Then v = notdep(e, E).ek is inserted into the wakeup tree before e unless a thread of
+ * that node's sleep set is a weak initial of v.
+ */
+function racesOptimal(
+  nodes: ONode[],
+  events: readonly Event[],
+  k: number,
+  ek: Event,
+  rootDepth: number,
+): void {
+  let pp = -1;
+  for (let j = k - 1; j >= 0; j--) {
+    if (events[j]!.tid === ek.tid) {
+      pp = j;
+      break;
+    }
+  }
+  // ek's direct predecessors of other threads (the only way anything after e reaches ek).
+  const preds: number[] = [];
+  for (let j = rootDepth; j < k; j++) {
+    const x = events[j]!;
+    if (x.tid !== ek.tid && depHb(x.step, ek.step)) preds.push(j);
+  }
+  for (const i of preds) {
+    const e = events[i]!;
+    if (!dep(e.step, ek.step)) continue;
+    if (pp > i && hb(e, events[pp]!)) continue;
+    let ok = true;
+    for (const j of preds) {
+      if (j <= i) continue;
+      const x = events[j]!;
+      if (!hb(e, x)) continue;
+      if (enables(x.step, ek.step) && x.match >= i && hb(e, events[x.match]!)) continue;
+      ok = false;
+      break;
+    }
+    if (!ok) continue;
+    const v: { tid: number; step: StepInfo }[] = [];
+    for (let j = i + 1; j < k; j++) {
+      const x = events[j]!;
+      if (!hb(e, x)) v.push({ tid: x.tid, step: x.step });
+    }
+    v.push({ tid: ek.tid, step: ek.step });
+    const node = nodes[i]!;
+    let asleep = false;
+    for (const q of node.sleep) {
+      const w = weakInitial(v, q, node.pending[q] ?? null, depHb);
+      if (w !== null && (w >= 0 || !node.given.has(q))) {
+        asleep = true;
+        break;
+      }
+    }
+    if (!asleep) insertWakeup(node.wut, v, depHb);
+  }
+}
+
+/**
+ * The sound preemption-bounded search: every schedule with at most `maxPreemptions`
+ * preemptions, depth first, the non-preemptive choice first (see the module comment).
+ */
+function exploreBounded(
+  factory: ProgramFactory,
+  opts: ExploreOptions,
+  root: SubtreeRoot,
+): ExploreResult {
+  const bound = opts.maxPreemptions!;
+  const maxSteps = opts.maxSteps ?? Number.POSITIVE_INFINITY;
+  const record = opts.record ?? false;
+  const rootDepth = root.prefix.length;
+  const t = new Tally(opts);
+  /** Per step: the thread run, the alternatives left, how many were explored. */
+  const choices: number[] = [];
+  const alts: { tid: number; cost: number }[][] = [];
+  const seen: { done: number; total: number }[] = [];
+  const pre: number[] = [0];
+  let branch = 0;
+  for (;;) {
+    if (!t.budgetLeft()) return t.result(false);
+    t.executions++;
+    const { runner, prog } = build(factory, record);
+    let d = 0;
+    let limited = false;
+    while (!runner.isFinished()) {
+      const en = runner.enabled().map((x) => x.id);
+      if (en.length === 0) break;
+      if (d >= maxSteps) {
+        limited = true;
+        break;
+      }
+      const last = d > 0 ? choices[d - 1]! : -1;
+      const free = last < 0 || !en.includes(last);
+      if (d >= branch) {
+        let order: { tid: number; cost: number }[];
+        if (d < rootDepth)
+          order = [{ tid: root.prefix[d]!, cost: free || root.prefix[d] === last ? 0 : 1 }];
+        else {
+          const ids = free ? en : [last, ...en.filter((x) => x !== last)];
+          order = ids.map((tid) => ({ tid, cost: free || tid === last ? 0 : 1 }));
+        }
+        const ok = order.filter((c) => pre[d]! + c.cost <= bound);
+        t.boundPruned += order.length - ok.length;
+        if (ok.length === 0)
+          throw new Error(`explore: subtree prefix exceeds the preemption bound at step ${d}`);
+        choices[d] = ok[0]!.tid;
+        alts[d] = ok.slice(1);
+        seen[d] = { done: 0, total: ok.length };
+        pre[d + 1] = pre[d]! + ok[0]!.cost;
+      }
+      if (!runner.step(choices[d]!)) {
+        throw new Error(`explore: thread ${choices[d]} not runnable at step ${d}`);
+      }
+      d++;
+    }
+    choices.length = d;
+    t.totalSteps += runner.clock;
+    let run: RunResult;
+    if (limited) {
+      t.stepLimited++;
+      run = runner.result('step-limit');
+    } else run = finish(runner);
+    opts.onExecution?.(run, { sleepBlocked: false });
+    const stop = !limited && t.record(run, failureOf(run, prog.check), pre[d]!);
+    t.progress(() => pathFraction(seen.slice(rootDepth, d)));
+    if (stop) return t.result(false);
+    let b = d - 1;
+    while (b >= rootDepth && alts[b]!.length === 0) b--;
+    if (b < rootDepth) return t.result(t.stepLimited === 0 && t.boundPruned === 0);
+    const alt = alts[b]!.shift()!;
+    seen[b]!.done++;
+    choices[b] = alt.tid;
+    pre[b + 1] = pre[b]! + alt.cost;
+    choices.length = b + 1;
+    alts.length = b + 1;
+    seen.length = b + 1;
+    pre.length = b + 2;
+    branch = b + 1;
+  }
+}
+
+/** Source-DPOR with sleep sets (POPL 2014, Algorithm 1). */
+function exploreSource(
+  factory: ProgramFactory,
+  opts: ExploreOptions,
+  root: SubtreeRoot,
+): ExploreResult {
+  const maxSteps = opts.maxSteps ?? Number.POSITIVE_INFINITY;
+  const record = opts.record ?? false;
+  const rootDepth = root.prefix.length;
+  const t = new Tally(opts);
+  const nodes: Node[] = [];
+  const events: Event[] = [];
+  let branch = 0;
+  const fraction = (): number =>
+    pathFraction(
+      nodes
+        .slice(rootDepth)
+        .filter((n) => n.chosen >= 0)
+        .map((n) => ({
+          done: n.done,
+          total: n.done + [...n.backtrack].filter((p) => !n.sleep.has(p)).length,
+        })),
+    );
+
+  for (;;) {
+    if (!t.budgetLeft()) return t.result(false);
+    t.executions++;
     const { runner, prog } = build(factory, record);
     for (let d = 0; d < branch; d++) {
       const tid = nodes[d]!.chosen;
@@ -274,11 +801,12 @@ export function explore(factory: ProgramFactory, opts: ExploreOptions = {}): Exp
         throw new Error(`explore: program is not deterministic (replay diverged at step ${d})`);
       }
     }
-    if (nodes.length === 0) nodes.push(snapshot(runner, new Set()));
+    if (nodes.length === 0)
+      nodes.push(snapshot(runner, new Set(rootDepth === 0 ? root.sleep : [])));
 
     // Extend the execution from the branch point.
     let d = branch;
-    let end: 'final' | 'sleep' | 'limit' | 'bound';
+    let end: 'final' | 'sleep' | 'limit';
     for (;;) {
       const node = nodes[d]!;
       if (node.chosen < 0) {
@@ -290,118 +818,126 @@ export function explore(factory: ProgramFactory, opts: ExploreOptions = {}): Exp
           end = 'limit';
           break;
         }
-        const cands = node.enabled.filter((t) => !node.sleep.has(t));
-        if (cands.length === 0) {
-          end = 'sleep';
-          break;
+        if (d < rootDepth) {
+          const tid = root.prefix[d]!;
+          if (!node.enabled.includes(tid)) {
+            throw new Error(`explore: subtree prefix step ${d} (thread ${tid}) is not enabled`);
+          }
+          node.chosen = tid;
+        } else {
+          const cands = node.enabled.filter((x) => !node.sleep.has(x));
+          if (cands.length === 0) {
+            end = 'sleep';
+            break;
+          }
+          const last = d > 0 ? events[d - 1]!.tid : -1;
+          node.chosen = cands.includes(last) ? last : cands[0]!;
         }
-        const within = cands.filter((t) => pre[d]! + cost(d, t) <= bound);
-        if (within.length === 0) {
-          end = 'bound';
-          break;
-        }
-        const last = d > 0 ? events[d - 1]!.tid : -1;
-        node.chosen = within.includes(last) ? last : within[0]!;
         node.backtrack.add(node.chosen);
       }
       const tid = node.chosen;
       const step = node.pending[tid]!;
-      pre[d + 1] = pre[d]! + cost(d, tid);
       if (!runner.step(tid)) throw new Error(`explore: thread ${tid} not runnable at step ${d}`);
-      events[d] = makeEvent(events, d, tid, step);
-      const sleep = new Set<number>();
-      for (const q of node.sleep) {
-        const s = node.pending[q];
-        if (s && !dep(s, step)) sleep.add(q);
+      events[d] = makeEvent(events, d, tid, step, dep);
+      let sleep = new Set<number>();
+      if (d + 1 === rootDepth) sleep = new Set(root.sleep);
+      else if (d >= rootDepth) {
+        for (const q of node.sleep) {
+          const s = node.pending[q];
+          if (s && !dep(s, step)) sleep.add(q);
+        }
       }
       nodes[d + 1] = snapshot(runner, sleep);
       d++;
     }
-    totalSteps += runner.clock;
+    t.totalSteps += runner.clock;
 
-    // Race analysis for the new events and the steps of threads left blocked.
-    for (let k = branch; k < events.length; k++) analyse(nodes, events, k, events[k]!, bounded);
-    const last = nodes[events.length]!;
-    for (let t = 0; t < last.pending.length; t++) {
-      const s = last.pending[t];
-      if (s && !last.enabled.includes(t)) {
-        analyse(nodes, events, events.length, makeEvent(events, events.length, t, s), bounded);
-      }
+    // Race analysis for the new events and the steps of threads left over.
+    for (let k = Math.max(branch, rootDepth); k < events.length; k++) {
+      analyse(nodes, events, k, events[k]!, rootDepth);
+    }
+    for (const { tid, step } of leftover(runner)) {
+      if (nodes[events.length]!.enabled.includes(tid) && !runner.isFinished()) continue;
+      analyse(
+        nodes,
+        events,
+        events.length,
+        makeEvent(events, events.length, tid, step, dep),
+        rootDepth,
+      );
     }
 
     let run: RunResult;
     if (end === 'final') run = finish(runner);
     else if (end === 'limit') {
-      stepLimited++;
+      t.stepLimited++;
       run = runner.result('step-limit');
-    } else if (end === 'bound') {
-      boundPruned++;
-      run = runner.result('done', 'preemption bound reached');
     } else {
-      sleepBlocked++;
+      t.sleepBlocked++;
       run = runner.result('done', 'sleep-set blocked');
     }
-    opts.onExecution?.(run, { sleepBlocked: end === 'sleep' || end === 'bound' });
-    if (end === 'final') {
-      const message = failureOf(run, prog.check);
-      if (message !== null) {
-        failures.push({
-          schedule: [...run.schedule],
-          status: run.status,
-          message,
-          preemptions: pre[events.length]!,
-        });
-        if (opts.stopOnFailure) return result(false);
-      }
-    }
+    opts.onExecution?.(run, { sleepBlocked: end === 'sleep' });
+    const stop =
+      end === 'final' && t.record(run, failureOf(run, prog.check), preemptionsOf(events, nodes));
+    t.progress(fraction);
+    if (stop) return t.result(false);
 
-    // Backtrack to the deepest state with an unexplored, non-sleeping backtrack entry
-    // that the preemption bound allows.
+    // Backtrack to the deepest state with an unexplored, non-sleeping backtrack entry.
     let next = -1;
-    for (let i = events.length; i >= 0 && next < 0; i--) {
+    for (let i = events.length; i >= rootDepth && next < 0; i--) {
       const node = nodes[i]!;
-      if (node.chosen >= 0) node.sleep.add(node.chosen);
+      if (node.chosen >= 0) {
+        node.sleep.add(node.chosen);
+        node.done++;
+      }
+      node.chosen = -1;
       for (const p of node.backtrack) {
         if (node.sleep.has(p)) continue;
-        if (pre[i]! + cost(i, p) > bound) {
-          if (!node.pruned.has(p)) {
-            node.pruned.add(p);
-            boundPruned++;
-          }
-          continue;
-        }
         node.chosen = p;
         next = i;
         break;
       }
     }
-    if (next < 0) return result(stepLimited === 0 && boundPruned === 0);
+    if (next < 0) return t.result(t.stepLimited === 0);
     branch = next;
     nodes.length = next + 1;
     events.length = next;
-    pre.length = next + 1;
   }
 }
 
-function makeEvent(events: readonly Event[], k: number, tid: number, step: StepInfo): Event {
+function makeEvent(
+  events: readonly Event[],
+  k: number,
+  tid: number,
+  step: StepInfo,
+  depFn: (a: StepInfo, b: StepInfo) => boolean,
+): Event {
   let vc: number[] = [];
   let local = 1;
+  let match = -1;
   for (let j = k - 1; j >= 0; j--) {
-    if (events[j]!.tid === tid) {
-      vc = [...events[j]!.vc];
-      local = events[j]!.local + 1;
-      break;
+    const e = events[j]!;
+    if (e.tid === tid) {
+      if (local === 1) {
+        vc = [...e.vc];
+        local = e.local + 1;
+      }
+      if (step.kind !== 'release') break;
+      if (e.step.obj === step.obj && e.step.kind === 'acquire') {
+        match = j;
+        break;
+      }
     }
   }
   for (let j = 0; j < k; j++) {
     const e = events[j]!;
-    if (e.tid !== tid && dep(e.step, step)) {
+    if (e.tid !== tid && depFn(e.step, step)) {
       for (let t = 0; t < e.vc.length; t++) vc[t] = Math.max(vc[t] ?? 0, e.vc[t] ?? 0);
     }
   }
   for (let t = 0; t < vc.length; t++) vc[t] ??= 0;
   vc[tid] = local;
-  return { tid, step, local, vc };
+  return { tid, step, local, vc, match };
 }
 
 /** Whether event a happens before event b (a earlier than b in the execution). */
@@ -418,9 +954,9 @@ function analyse(
   events: readonly Event[],
   k: number,
   ek: Event,
-  bounded: boolean,
+  rootDepth: number,
 ): void {
-  for (let i = 0; i < k; i++) {
+  for (let i = rootDepth; i < k; i++) {
     const ei = events[i]!;
     if (ei.tid === ek.tid || !dep(ei.step, ek.step)) continue;
     let direct = true;
@@ -444,21 +980,6 @@ function analyse(
       if (first) initials.push(eu.tid);
     }
     const node = nodes[i]!;
-    if (bounded) {
-      // Bounded POR (Coons, Musuvathi, McKinley 2013): reversing the race at i may cost a
-      // preemption the bound forbids, so also try the reversal at the start of the block
-      // of steps of ei's thread that contains i, where switching threads may be free.
-      let j = i;
-      while (j > 0 && events[j - 1]!.tid === ei.tid) j--;
-      if (j < i) {
-        const at = nodes[j]!;
-        const cj = initials.filter((t) => at.enabled.includes(t));
-        if (!initials.some((t) => at.backtrack.has(t))) {
-          if (cj.length > 0) at.backtrack.add(cj.find((t) => !at.sleep.has(t)) ?? cj[0]!);
-          else for (const t of at.enabled) at.backtrack.add(t);
-        }
-      }
-    }
     if (initials.some((t) => node.backtrack.has(t))) continue;
     const cands = initials.filter((t) => node.enabled.includes(t));
     if (cands.length > 0) node.backtrack.add(cands.find((t) => !node.sleep.has(t)) ?? cands[0]!);
@@ -626,6 +1147,7 @@ function sample(factory: ProgramFactory, opts: ExploreOptions): ExploreResult {
     sleepBlocked: 0,
     stepLimited,
     boundPruned: 0,
+    infeasible: 0,
     totalSteps,
     complete: false,
     failures,
