@@ -107,6 +107,10 @@ export const CONFIG_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   CONFIG_KVM: { help: 'kernel-based virtual machine', def: true },
   CONFIG_ACRN_HSM: { help: 'ACRN hypervisor service module (v5.12+)', def: true, since: V(5, 12) },
   CONFIG_DMA_SHARED_BUFFER: { help: 'dma-buf', def: true },
+  CONFIG_DMABUF_MOVE_NOTIFY: {
+    help: 'dma-buf move notification between drivers (EXPERIMENTAL; default n): without it dynamic importers are pinned at map time (bb42df4662a4, v5.7)',
+    def: false,
+  },
   CONFIG_INFINIBAND_ON_DEMAND_PAGING: { help: 'RDMA on-demand paging (ODP)', def: true },
   CONFIG_HZ: { help: 'timer frequency (jiffies per second)', def: 250, numeric: true },
   CONFIG_NR_CPUS: { help: 'number of CPUs', def: 2, numeric: true },

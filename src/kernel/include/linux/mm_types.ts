@@ -232,7 +232,8 @@ export interface file_operations {
   readonly name: string;
   /** ->mmap: set flags and vm_ops on the new VMA; 0 or -errno. */
   mmap?(file: file, vma: vm_area_struct): Op<number>;
-  release?(inode: inode, file: file): void;
+  /** ->release: may return an Op when the driver's release takes locks (vfio). */
+  release?(inode: inode, file: file): void | Op<void>;
   /**
    * ->unlocked_ioctl(file, cmd, arg): 0/-errno or a value. `arg` is the argument structure
    * as a value (the model leaves out copy_from_user/copy_to_user; output fields are written
