@@ -24,7 +24,7 @@
  *
  * @kernel drivers/vfio/vfio_iommu_type1.c (v5.7–v6.18)
  */
-import type { Op } from '../../../sched/index.js';
+import { pure, type Op } from '../../../sched/index.js';
 import { since } from '../../version.js';
 import { currentKernel } from '../../kernel/kernel.js';
 import { BUG_ON, WARN_ON } from '../../kernel/panic.js';
@@ -1247,6 +1247,10 @@ set_pfnmap_hook({
 /* The ops                                                                               */
 /* ------------------------------------------------------------------------------------ */
 
+function checkExtensionOp(arg: number): Op<number> {
+  return pure(vfio_iommu_type1_check_extension(null, arg));
+}
+
 function asIommu(x: unknown): vfio_iommu {
   if (!(x instanceof vfio_iommu))
     throw new Error('vfio_iommu_type1: iommu_data is not a type1 container');
@@ -1261,7 +1265,12 @@ export const vfio_iommu_driver_ops_type1: vfio_iommu_driver_ops = {
   name: 'vfio-iommu-type1',
   open: (arg) => vfio_iommu_type1_open(arg),
   release: (d) => vfio_iommu_type1_release(asIommu(d)),
-  ioctl: (d, cmd, arg) => vfio_iommu_type1_ioctl(asIommu(d), cmd, arg),
+  // The container asks VFIO_CHECK_EXTENSION with no iommu_data before VFIO_SET_IOMMU
+  // (vfio_container_ioctl_check_extension passes NULL), as the kernel does.
+  ioctl: (d, cmd, arg) =>
+    d === null && cmd === VFIO_CHECK_EXTENSION
+      ? checkExtensionOp(arg as number)
+      : vfio_iommu_type1_ioctl(asIommu(d), cmd, arg),
   attach_group: (d, g, type) => vfio_iommu_type1_attach_group(asIommu(d), g, type),
   detach_group: (d, g) => vfio_iommu_type1_detach_group(asIommu(d), g),
   notify(d, event) {

@@ -12,7 +12,7 @@
  * config writes is at 0x10000000.
  */
 import { describe, expect, it } from 'vitest';
-import { SchedThread, pure, type Op } from '../../../../sched/index.js';
+import { SchedThread, type Op } from '../../../../sched/index.js';
 import type { Kernel } from '../../../kernel/kernel.js';
 import { pci_boot_machine, pci_dev_by_bdf } from '../../pci/probe.js';
 import { PCI_COMMAND, PCI_COMMAND_MEMORY, PCI_D3hot, type pci_dev } from '../../pci/pci.js';
@@ -69,11 +69,10 @@ import {
   VFIO_TYPE1v2_IOMMU,
   type vfio_region_info,
 } from '../../../include/uapi/linux/vfio.js';
-import { vfio_iommu_driver_ops_type1 } from '../vfio_iommu_type1.js';
+import { vfio_iommu_type1_init } from '../vfio_iommu_type1.js';
 import {
   VFIO_DEVICE_RELEASE,
   NOTIFY_OK,
-  vfio_register_iommu_driver,
   type notifier_block,
 } from '../vfio.js';
 import {
@@ -116,16 +115,7 @@ function rig(version: string, config: Record<string, boolean | number> = {}): Ri
   });
   const pdev = pci_dev_by_bdf(k, BDF);
   k.run(vfio_pci_init(), 'modprobe');
-  // type1's ops, except that CHECK_EXTENSION without a container (iommu_data NULL, as
-  // vfio_ioctl_check_extension and vfio_ioctl_set_iommu call it) answers for TYPE1/TYPE1v2
-  // as vfio_iommu_type1_check_extension does.
-  vfio_register_iommu_driver({
-    ...vfio_iommu_driver_ops_type1,
-    ioctl: (d, cmd, arg) =>
-      d === null && cmd === VFIO_CHECK_EXTENSION
-        ? pure(arg === VFIO_TYPE1v2_IOMMU || arg === 1 ? 1 : 0)
-        : vfio_iommu_driver_ops_type1.ioctl(d, cmd, arg),
-  });
+  expect(vfio_iommu_type1_init()).toBe(0);
   driver_override_store(pdev, 'vfio-pci');
   expect(k.run(device_driver_attach(vfio_pci_driver().driver!, pdev), 'bind')).toBe(
     version === '5.7' || version === '5.8' || version === '5.10' || version === '5.12' ? 1 : 0,
