@@ -11,6 +11,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import { Memmap, type PhysRange } from '../mm/sparse.js';
 import { free_area_init } from '../mm/page_alloc.js';
 import { pr_info } from '../kernel/printk.js';
+import { pfnsan_boot_owner } from '../mm/pfnsan/pfnsan.js';
 import {
   DEFINE_RES_NAMED,
   insert_resource,
@@ -73,6 +74,7 @@ export function start_kernel(k: Kernel, params: BootParams): void {
   ];
   const m = new Memmap(params.map, parts);
   k.sub.memmap = m;
+  pfnsan_boot_owners(m.map, parts);
   free_area_init({ movable_start_pfn: params.movable_start_pfn, cma: params.cma });
   // empty_zero_page sits in the kernel's .bss: the last page of the image.
   k.sub.zero_pfn = img.end / 4096 - 1;
@@ -82,6 +84,29 @@ export function start_kernel(k: Kernel, params: BootParams): void {
   pr_info(
     `Memory: ${Math.floor((ramBytes - (img.end - img.start)) / 1024)}K/${Math.floor(ramBytes / 1024)}K available, highest_memmap_pfn 0x${m.highest_memmap_pfn.toString(16)}`,
   );
+}
+
+/**
+ * The owners frames start with (pfnsan, model only): RAM is free, firmware-reserved ranges
+ * and the kernel image belong to the kernel, device windows (MMIO) are unassigned until a
+ * driver claims them. Recorded per range, without per-frame state.
+ */
+function pfnsan_boot_owners(
+  map: readonly PhysRange[],
+  image: readonly { start: number; end: number; name: string }[],
+): void {
+  for (const r of map) {
+    const pfn = r.start / 4096;
+    const nr = (r.end - r.start) / 4096;
+    if (r.kind === 'ram') pfnsan_boot_owner(pfn, nr, { kind: 'free', desc: 'free' });
+    else if (r.kind === 'reserved')
+      pfnsan_boot_owner(pfn, nr, { kind: 'kernel', desc: `firmware reserved (${r.name})` });
+    else pfnsan_boot_owner(pfn, nr, { kind: 'unassigned', desc: `device memory (${r.name})` });
+  }
+  for (const p of image) {
+    const desc = `kernel image (${p.name})`;
+    pfnsan_boot_owner(p.start / 4096, (p.end - p.start) / 4096, { kind: 'kernel', desc });
+  }
 }
 
 /**

@@ -43,6 +43,7 @@ import {
   type ContigBlocker,
 } from './page_isolation.js';
 import { gup_pin_record_str, type gup_pin_record } from './gup.js';
+import { pfnsan_cma_pin } from './pfnsan/pfnsan.js';
 
 /** One candidate range cma_alloc() tried and could not allocate. */
 export interface CmaRangeAttempt {
@@ -345,6 +346,8 @@ export function* cma_alloc(
       blocker: attempts.find((a) => a.blocker)?.blocker ?? null,
       pins: [...pins.values()].sort((a, b) => a.id - b.id),
     };
+    const b = m.lastFailure.blocker;
+    if (b) pfnsan_cma_pin(c.name, count, b.pfn, m.lastFailure.pins);
   }
   return pg;
 }

@@ -64,6 +64,7 @@ import { folio_mkclean } from './rmap.js';
 import { phys_write } from './sparse.js';
 import { PAGE_SIZE } from '../arch/x86/include/asm/pgtable_types.js';
 import { unmap_mapping_folio, unmap_mapping_range } from './memory.zap.js';
+import { pfnsan_owner_pagecache } from './pfnsan/pfnsan.js';
 
 /** fgp_t flags of __filemap_get_folio (include/linux/pagemap.h, v6.x values). */
 export const FGP_ACCESSED = 0x1;
@@ -199,6 +200,7 @@ export function* __filemap_add_folio(mapping: address_space, f: folio, index: nu
   }
   mapping.i_pages.set(index, f);
   mapping.nrpages += nr;
+  pfnsan_owner_pagecache(f, nr, mapping.host.i_ino);
   return 0;
 }
 

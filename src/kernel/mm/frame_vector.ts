@@ -56,6 +56,14 @@ import {
   type int_ptr,
   type page_array,
 } from './gup.js';
+import { pfnsan_lease_get, pfnsan_lease_put, pfnsan_use } from './pfnsan/pfnsan.js';
+
+const NONE = { kind: 'none' } as const;
+
+/** pfnsan: pfn_to_page of the vector's pfns is a use of each (frame_vector_to_pages). */
+function pfnsan_use_frames(nums: readonly (number | null)[], nr: number): void {
+  for (let i = 0; i < nr; i++) pfnsan_use(nums[i]!, 1, 'frame_vector_to_pages');
+}
 
 /**
  * struct frame_vector: room for nr_allocated frames, nr_frames of them filled; got_ref
@@ -199,6 +207,8 @@ export function* get_vaddr_frames(
           break out;
         }
         nums[ret] = r.pfn;
+        // pfnsan: nothing keeps a frame vector's pfn valid (R-REV-5).
+        pfnsan_lease_put(pfnsan_lease_get(r.pfn, 1, 'get_vaddr_frames', NONE), 'get_vaddr_frames');
         start += PAGE_SIZE;
         ret++;
       }
@@ -257,6 +267,7 @@ export function frame_vector_to_pages(vec: frame_vector): number {
   if (!vec.is_pfns) return 0;
   const nums = frame_vector_pfns(vec);
   for (let i = 0; i < vec.nr_frames; i++) if (!pfn_valid(nums[i]!)) return -EINVAL;
+  pfnsan_use_frames(nums, vec.nr_frames);
   // pages[i] = pfn_to_page(nums[i]): the same number in the model.
   vec.is_pfns = false;
   return 0;

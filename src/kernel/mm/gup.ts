@@ -252,6 +252,7 @@ import {
   type migration_target_control,
 } from './migrate.js';
 import { GFP_USER, __GFP_NOWARN } from './page_alloc.js';
+import { pfnsan_unpin_check } from './pfnsan/pfnsan.js';
 
 /** -EMLINK: GUP's internal "unshare first" result of follow_page_mask (v5.19+). */
 const EMLINK = 31;
@@ -424,6 +425,7 @@ export function try_grab_folio(f: folio, refs: number, flags: number): number {
 export function gup_put_folio(f: folio, refs: number, flags: number): void {
   if (flags & FOLL_PIN) {
     if (since(6, 5) && is_zero_page(f)) return;
+    pfnsan_unpin_check(f, refs);
     gup_pin_record_del(f, refs); // model: pin provenance (end of file)
     if (folio_has_pincount(f)) folio_pincount_add(f, -refs);
     else refs *= GUP_PIN_COUNTING_BIAS;

@@ -78,6 +78,7 @@ import {
 import { folio_get, folio_ref_count, page_ref_count } from '../include/linux/page_ref.js';
 import {
   PAGE_SIZE,
+  pte_devmap,
   pfn_pte,
   pte_mkdevmap,
   pte_mkdirty,
@@ -157,6 +158,15 @@ import {
 } from '../arch/x86/mm/pat/memtype.js';
 import { ioremap_prot, iounmap, memcpy_fromio, memcpy_toio } from '../arch/x86/mm/ioremap.js';
 import { since } from '../version.js';
+import {
+  pfnsan_lease_attach_lock,
+  pfnsan_lease_bind,
+  pfnsan_lease_get,
+  pfnsan_lease_of,
+  pfnsan_lease_put,
+  pfnsan_special_map,
+  type pfnsan_lease,
+} from './pfnsan/pfnsan.js';
 
 /* ------------------------------------------------------------------------- */
 /* Helpers                                                                    */
@@ -355,6 +365,7 @@ function* remap_pte_range(
   const [mapped, ptl] = r;
   let err = 0;
   let i = mapped.i;
+  const first = { addr, pfn };
   do {
     const ptep = { t: mapped.t, i };
     BUG_ON(!pte_none(ptep_get(ptep)));
@@ -367,6 +378,7 @@ function* remap_pte_range(
     i++;
     addr += PAGE_SIZE;
   } while (addr !== end);
+  pfnsan_special_map(mm, first.addr, first.pfn, pfn - first.pfn);
   yield* pte_unmap_unlock(mapped, ptl);
   return err;
 }
@@ -765,6 +777,7 @@ export function* insert_pfn(
     entry = maybe_mkwrite(pte_mkdirty(entry), vma);
   }
   yield* set_pte_at(mm, addr, pte, entry, 'insert_pfn');
+  if (!pte_devmap(entry)) pfnsan_special_map(mm, addr, raw, 1);
   yield* pte_unmap_unlock(pte, ptl);
   return VM_FAULT_NOPAGE;
 }
@@ -1238,6 +1251,14 @@ function pfnmap_args_setup(
   args.pgprot = pgprot;
   args.writable = writable;
   args.special = special;
+  // pfnsan: the leaf's pfns are valid until follow_pfnmap_end (R-FPM-3).
+  pfnsan_lease_bind(
+    args,
+    pfnsan_lease_get(pfn_base, -addr_mask / PAGE_SIZE, 'follow_pfnmap_start', {
+      kind: 'window',
+      end: 'follow_pfnmap_end',
+    }),
+  );
 }
 
 /**
@@ -1398,6 +1419,8 @@ export function* follow_pfnmap_end(args: follow_pfnmap_args): Op<void> {
   if (!since(6, 12)) absent('follow_pfnmap_end()', 'added by 6da8e9634bb7, v6.12');
   if (args.lock) yield* spin_unlock(args.lock);
   /* pte_unmap(args->ptep): nothing to do without CONFIG_HIGHPTE */
+  const lease = pfnsan_lease_of(args);
+  if (lease) pfnsan_lease_put(lease, 'follow_pfnmap_end');
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1473,6 +1496,14 @@ export function* follow_pte(
     yield* pte_unmap_unlock(ptep, ptl);
     return fail;
   }
+  // pfnsan: the entry's pfn is valid until the caller's pte_unmap_unlock of this ptl.
+  pfnsan_lease_attach_lock(
+    pfnsan_lease_get(pte_pfn(ptep_get(ptep)), 1, 'follow_pte', {
+      kind: 'window',
+      end: 'pte_unmap_unlock',
+    }),
+    ptl,
+  );
   return { ret: 0, ptep, ptl };
 }
 
@@ -1495,6 +1526,8 @@ export function* follow_pfn(
   if (r.ret) return { ret: r.ret, pfn: 0 };
   const pfn = pte_pfn(ptep_get(r.ptep!));
   yield* pte_unmap_unlock(r.ptep!, r.ptl!);
+  // pfnsan: nothing keeps the pfn valid once follow_pfn returns (R-LEG-2).
+  pfnsan_lease_put(pfnsan_lease_get(pfn, 1, 'follow_pfn', { kind: 'none' }), 'follow_pfn');
   return { ret: 0, pfn };
 }
 
@@ -1522,7 +1555,14 @@ export function* unsafe_follow_pfn(
   }
   WARN_ONCE(true, 'unsafe follow_pfn usage', 'mm/memory.c:unsafe_follow_pfn');
   add_taint(TAINT_USER, LOCKDEP_STILL_OK);
-  return yield* follow_pfn(vma, address);
+  const r = yield* follow_pfn(vma, address);
+  // pfnsan: as follow_pfn, nothing keeps the pfn valid after the return (R-LEG-3).
+  if (!r.ret)
+    pfnsan_lease_put(
+      pfnsan_lease_get(r.pfn, 1, 'unsafe_follow_pfn', { kind: 'none' }),
+      'unsafe_follow_pfn',
+    );
+  return r;
 }
 
 /**
@@ -1556,6 +1596,20 @@ export function* follow_phys(
   } else if (flags & FOLL_WRITE && !pte_write(pte)) ret = fail;
   yield* pte_unmap_unlock(r.ptep!, r.ptl!);
   return ret;
+}
+
+/**
+ * pfnsan (model only): generic_access_phys (v5.12+) ioremaps the pfn after the lookup's
+ * window, then repeats the lookup and drops the mapping unless the entry is unchanged;
+ * nothing is accessed through an unverified mapping. A lease around that one ioremap
+ * says so (the re-check is its guarantee); v5.11 and older do not re-check, and their
+ * ioremap of follow_phys()'s address is a stale use.
+ */
+function revalidated_lease(pfn: number): pfnsan_lease {
+  return pfnsan_lease_get(pfn, 1, 'generic_access_phys', {
+    kind: 'window',
+    end: 'generic_access_phys',
+  });
 }
 
 /**
@@ -1610,7 +1664,9 @@ export function* generic_access_phys(
       const prot = pte_pgprot(pte);
       const phys_addr = pte_pfn(pte) * PAGE_SIZE;
       if (write & FOLL_WRITE && !pte_write(pte)) return -EINVAL;
+      const lease = revalidated_lease(pte_pfn(pte));
       const maddr = ioremap_prot(phys_addr, PAGE_ALIGN(len + offset), prot);
+      pfnsan_lease_put(lease, 'generic_access_phys');
       if (maddr === null) return -ENOMEM;
       r = yield* follow_pte(target, addr);
       if (r.ret) {
@@ -1640,7 +1696,9 @@ export function* generic_access_phys(
 
     if (write & FOLL_WRITE && !writable) return -EINVAL;
 
+    const lease = revalidated_lease(phys_addr / PAGE_SIZE);
     const maddr = ioremap_prot(phys_addr, PAGE_ALIGN(len + offset), prot);
+    pfnsan_lease_put(lease, 'generic_access_phys');
     if (maddr === null) return -ENOMEM;
 
     if (yield* follow_pfnmap_start(args)) {

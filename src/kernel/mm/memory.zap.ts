@@ -140,6 +140,7 @@ import {
 import { folio_mark_dirty } from './filemap.js';
 import { untrack_pfn } from '../arch/x86/mm/pat/memtype.js';
 import { __unmap_hugepage_range_final, is_vm_hugetlb_page } from './hugetlb.js';
+import { pfnsan_special_unmap } from './pfnsan/pfnsan.js';
 
 /** ULONG_MAX, as the kernel passes it for "to the end of the address space". */
 export const ULONG_MAX = 2 ** 64 - 1;
@@ -533,6 +534,7 @@ function* zap_pte_range(
       if (!p) {
         // R-VNP-6: pfnmap / special / zero-page entries are only cleared.
         yield* ptep_get_and_clear(mm, addr, ptep, 'ptep_get_and_clear_full');
+        pfnsan_special_unmap(mm, addr);
         tlb_remove_tlb_entry(tlb, addr);
         continue;
       }

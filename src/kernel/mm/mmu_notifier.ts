@@ -20,6 +20,7 @@ import { EINVAL } from '../include/linux/errno.js';
 import { down_write, up_write } from '../include/linux/spinlock.js';
 import { lockdep_assert_held_write } from '../include/linux/spinlock.js';
 import { WARN_ON } from '../kernel/panic.js';
+import { pfnsan_notifier_invalidate } from './pfnsan/pfnsan.js';
 
 /** enum mmu_notifier_event */
 export const MMU_NOTIFY_UNMAP = 0;
@@ -186,6 +187,7 @@ export function* mmu_notifier_invalidate_range_start(range: mmu_notifier_range):
   for (const sub of [...s.itree]) {
     if (sub.last < range.start || sub.start >= range.end) continue;
     sub.invalidations++;
+    pfnsan_notifier_invalidate(sub, range.mm, range.start, range.end);
     const ok = yield* sub.ops.invalidate(sub, range, cur);
     if (!ok) {
       WARN_ON((range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) !== 0);
@@ -193,6 +195,7 @@ export function* mmu_notifier_invalidate_range_start(range: mmu_notifier_range):
     }
   }
   for (const sub of [...s.list]) {
+    pfnsan_notifier_invalidate(sub, range.mm, range.start, range.end);
     if (!sub.ops.invalidate_range_start) continue;
     const r = yield* sub.ops.invalidate_range_start(sub, range);
     if (r) ret = r;
@@ -358,6 +361,10 @@ export function* mmu_notifier_release(mm: mm_struct): Op<void> {
   const s = subs(mm);
   record('release', mmu_notifier_range_init(MMU_NOTIFY_RELEASE, 0, mm, 0, mm.task_size));
   if (!s || s.released) return;
-  for (const sub of [...s.list]) if (sub.ops.release) yield* sub.ops.release(sub, mm);
+  for (const sub of [...s.list]) {
+    pfnsan_notifier_invalidate(sub, mm, 0, Number.MAX_SAFE_INTEGER);
+    if (sub.ops.release) yield* sub.ops.release(sub, mm);
+  }
+  for (const sub of s.itree) pfnsan_notifier_invalidate(sub, mm, 0, Number.MAX_SAFE_INTEGER);
   s.released = true;
 }

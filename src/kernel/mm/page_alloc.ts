@@ -41,6 +41,7 @@ import {
   phys_clear_frame,
 } from './sparse.js';
 import type { page } from '../include/linux/mm_types.js';
+import { pfnsan_page_alloc, pfnsan_page_free } from './pfnsan/pfnsan.js';
 
 /** gfp_t bits (model values; names as in include/linux/gfp_types.h). */
 export const __GFP_DMA32 = 0x04;
@@ -367,6 +368,7 @@ export function __alloc_pages(gfp: number, order: number): page | null {
     if (gfp & __GFP_ZERO) for (let i = 0; i < 2 ** order; i++) phys_clear_frame(pfn + i);
     z.nr_free -= 2 ** order;
     st.stats.allocs++;
+    pfnsan_page_alloc(pfn, 2 ** order);
     return pfn as page;
   }
   st.stats.failures++;
@@ -471,6 +473,7 @@ export function free_pages_prepared(p: page, order: number): void {
   if (bad) return;
   freeBlock(p, order, true);
   page_alloc_state().stats.frees++;
+  pfnsan_page_free(p, 2 ** order);
 }
 
 /**
@@ -526,6 +529,7 @@ export function take_free_frame(pfn: number): boolean {
   }
   markAllocated(pfn, 0);
   z.nr_free--;
+  pfnsan_page_alloc(pfn, 1);
   return true;
 }
 

@@ -55,6 +55,7 @@ import {
   type pteval_t,
 } from '../arch/x86/include/asm/pgtable_types.js';
 import { slotName } from '../include/linux/pgtable.js';
+import { pfnsan_owner_anon } from './pfnsan/pfnsan.js';
 
 export const RMAP_NONE = 0;
 export const RMAP_EXCLUSIVE = 1;
@@ -96,6 +97,7 @@ export function folio_add_new_anon_rmap(
   // A new anonymous folio is always exclusive to its mm (flags only carry RMAP_EXCLUSIVE).
   void flags;
   for (let i = 0; i < n; i++) SetPageAnonExclusive((f + i) as page);
+  pfnsan_owner_anon(f, n, vma.vm_mm);
 }
 
 /**

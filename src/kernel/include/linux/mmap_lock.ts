@@ -14,6 +14,7 @@ import { currentKernel } from '../../kernel/kernel.js';
 import { lockdep_assert, VM_BUG_ON, WARN_ON_ONCE } from '../../kernel/panic.js';
 import { since } from '../../version.js';
 import type { mm_struct } from './mm_types.js';
+import { pfnsan_lock_acquired } from '../../mm/pfnsan/pfnsan.js';
 
 /**
  * mmap_read_lock(mm): takes mmap_lock for read, waiting while a writer holds it.
@@ -21,8 +22,9 @@ import type { mm_struct } from './mm_types.js';
  * Locking: returns with mmap_lock held for read.
  * Return: nothing.
  */
-export function mmap_read_lock(mm: mm_struct): Op<void> {
-  return mm.mmap_lock.downRead('mmap_read_lock');
+export function* mmap_read_lock(mm: mm_struct): Op<void> {
+  yield* mm.mmap_lock.downRead('mmap_read_lock');
+  pfnsan_lock_acquired(mm.mmap_lock.name);
 }
 
 /**
@@ -41,8 +43,9 @@ export function mmap_read_unlock(mm: mm_struct): Op<void> {
  * Locking: returns with mmap_lock held for write.
  * Return: nothing.
  */
-export function mmap_write_lock(mm: mm_struct): Op<void> {
-  return mm.mmap_lock.downWrite('mmap_write_lock');
+export function* mmap_write_lock(mm: mm_struct): Op<void> {
+  yield* mm.mmap_lock.downWrite('mmap_write_lock');
+  pfnsan_lock_acquired(mm.mmap_lock.name);
 }
 
 /**

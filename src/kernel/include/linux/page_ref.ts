@@ -12,6 +12,7 @@ import { VM_BUG_ON } from '../../kernel/panic.js';
 import { __folio_put } from '../../mm/swap.js';
 import { page_folio } from './page-flags.js';
 import type { folio, page } from './mm_types.js';
+import { pfnsan_page_ref, pfnsan_refcount_underflow } from '../../mm/pfnsan/pfnsan.js';
 
 const slot = (pfn: number): number => pfn % PAGES_PER_SECTION;
 
@@ -54,6 +55,7 @@ export function folio_ref_sub_and_test(f: folio, nr: number): boolean {
 
 /** folio_get(folio): VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio)). */
 export function folio_get(f: folio): void {
+  pfnsan_page_ref(f, 'folio_get');
   VM_BUG_ON(
     folio_ref_count(f) <= 0,
     `VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio)) pfn:0x${f.toString(16)}`,
@@ -63,6 +65,7 @@ export function folio_get(f: folio): void {
 
 /** get_page(page) = folio_get(page_folio(page)). */
 export function get_page(p: page): void {
+  pfnsan_page_ref(p, 'get_page');
   folio_get(page_folio(p));
 }
 
@@ -85,6 +88,7 @@ export function folio_ref_try_add(f: folio, nr: number): boolean {
  * put_page_testzero: VM_BUG_ON_PAGE(page_ref_count(page) == 0, page).
  */
 export function folio_put(f: folio): void {
+  if (folio_ref_count(f) <= 0) pfnsan_refcount_underflow(f, 1, folio_ref_count(f), 'folio_put');
   VM_BUG_ON(
     folio_ref_count(f) === 0,
     `VM_BUG_ON_FOLIO(folio_ref_count(folio) == 0) pfn:0x${f.toString(16)}`,
@@ -94,6 +98,8 @@ export function folio_put(f: folio): void {
 
 /** folio_put_refs(folio, refs) */
 export function folio_put_refs(f: folio, refs: number): void {
+  if (folio_ref_count(f) < refs)
+    pfnsan_refcount_underflow(f, refs, folio_ref_count(f), 'folio_put_refs');
   VM_BUG_ON(
     folio_ref_count(f) < refs,
     `VM_BUG_ON_FOLIO(folio_ref_count(folio) < refs) pfn:0x${f.toString(16)}`,

@@ -36,6 +36,7 @@ import { PG_table } from '../../mm/sparse.js';
 import { spinlock_t, spin_lock, spin_unlock } from './spinlock.js';
 import type { entry_ptr, mm_struct, pmd_t_ptr, pte_t_ptr, pud_t_ptr } from './mm_types.js';
 import { ENOMEM } from './errno.js';
+import { pfnsan_lock_released, pfnsan_owner_pagetable } from '../../mm/pfnsan/pfnsan.js';
 
 export type PtLevel = 'pte' | 'pmd' | 'pud' | 'pgd';
 
@@ -72,6 +73,7 @@ export function pagetable_alloc(mm: mm_struct, level: PtLevel): ptdesc | null {
   const p = alloc_page(GFP_PGTABLE_USER);
   if (p === null) return null;
   set_page_flag(p, PG_table);
+  pfnsan_owner_pagetable(p, mm.id);
   mm.pgtables_bytes += PAGE_SIZE;
   return new ptdesc(currentKernel().nextId('pt'), p, level, mm.id);
 }
@@ -156,6 +158,7 @@ export function* pte_offset_map_lock(
 /** pte_unmap_unlock(pte, ptl) */
 export function* pte_unmap_unlock(_ptep: pte_t_ptr, ptl: spinlock_t): Op<void> {
   yield* spin_unlock(ptl);
+  pfnsan_lock_released(ptl, 'pte_unmap_unlock');
 }
 
 /** pmd_lockptr(mm, pmd): the split lock of the PMD table. */

@@ -20,6 +20,7 @@ import type { task_struct } from '../../../include/linux/sched.js';
 import { currentKernel } from '../../../kernel/kernel.js';
 import { pr_warn } from '../../../kernel/printk.js';
 import { task_work_run } from '../../../fs/file_table.js';
+import { pfnsan_user_return } from '../../../mm/pfnsan/pfnsan.js';
 
 /**
  * debug_locks_off(): lockdep reports once, then stops checking.
@@ -69,6 +70,7 @@ export function lockdep_sys_exit(task: task_struct): boolean {
 export function* exit_to_user_mode(task: task_struct): Op<void> {
   // exit_to_user_mode_loop(): _TIF_NOTIFY_RESUME -> resume_user_mode_work -> task_work_run
   yield* task_work_run();
+  pfnsan_user_return(task);
   lockdep_sys_exit(task);
 }
 

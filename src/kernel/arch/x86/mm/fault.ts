@@ -70,7 +70,9 @@ import {
 import { mmap_read_lock, mmap_read_unlock } from '../../../include/linux/mmap_lock.js';
 import { find_vma } from '../../../mm/vma.js';
 import { phys_read, phys_write } from '../../../mm/sparse.js';
+import { mmio_or_phys_read_op, mmio_or_phys_write_op } from '../../../drivers/pci/access.js';
 import { BUG } from '../../../kernel/panic.js';
+import { pfnsan_user_access } from '../../../mm/pfnsan/pfnsan.js';
 import {
   arch_vma_access_permitted,
   FAULT_FLAG_DEFAULT,
@@ -309,7 +311,8 @@ export function* cpu_user_read(
     const r =
       mm && a < TASK_SIZE_MAX ? yield* mmu_access(mm, a, false, true, 'cpu_user_read') : null;
     if (r && r.ok) {
-      out.set(phys_read(r.pa, n), done);
+      pfnsan_user_access(mm!, a, r.pa, 'read');
+      out.set(yield* mmio_or_phys_read_op(r.pa, n, 'cpu_user_read'), done);
       done += n;
       faults = 0;
       continue;
@@ -340,7 +343,8 @@ export function* cpu_user_write(
     const r =
       mm && a < TASK_SIZE_MAX ? yield* mmu_access(mm, a, true, true, 'cpu_user_write') : null;
     if (r && r.ok) {
-      phys_write(r.pa, data.subarray(done, done + n));
+      pfnsan_user_access(mm!, a, r.pa, 'write');
+      yield* mmio_or_phys_write_op(r.pa, data.subarray(done, done + n), 'cpu_user_write');
       done += n;
       faults = 0;
       continue;

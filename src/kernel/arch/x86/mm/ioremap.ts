@@ -25,6 +25,12 @@ import type { page } from '../../../include/linux/mm_types.js';
 import { PAGE_SIZE, type pgprot_t } from '../include/asm/pgtable_types.js';
 import { phys_read, phys_write, pfn_valid } from '../../../mm/sparse.js';
 import {
+  pfnsan_access,
+  pfnsan_enabled,
+  pfnsan_gen,
+  pfnsan_use,
+} from '../../../mm/pfnsan/pfnsan.js';
+import {
   e820_walk_system_ram_range,
   is_new_memtype_allowed,
   memtype_free,
@@ -140,6 +146,7 @@ function __ioremap_caller(phys_addr: number, size: number, pcm: page_cache_mode)
   const area: ioremap_area = { addr: st.next, size: aligned_size, phys_addr: aligned, pcm };
   st.next += aligned_size + PAGE_SIZE; /* guard page */
   st.areas.set(area.addr, area);
+  pfnsan_record_area(area);
   return area.addr + offset;
 }
 
@@ -152,7 +159,43 @@ function __ioremap_caller(phys_addr: number, size: number, pcm: page_cache_mode)
  * Return: the __iomem address, or null.
  */
 export function ioremap_prot(phys_addr: number, size: number, prot: pgprot_t): number | null {
+  if (size > 0)
+    pfnsan_use(Math.floor(phys_addr / PAGE_SIZE), area_pages(phys_addr, size), 'ioremap_prot');
   return __ioremap_caller(phys_addr, size, pgprot2cachemode(prot));
+}
+
+/** Frames covered by [phys_addr, phys_addr + size). */
+function area_pages(phys_addr: number, size: number): number {
+  return Math.ceil(((phys_addr % PAGE_SIZE) + size) / PAGE_SIZE);
+}
+
+/**
+ * pfnsan (model only): the generation of each frame an ioremap area maps, recorded when
+ * the area is made (frames at generation 0 are left out), so an access through the area
+ * after the frame changed owner is reported.
+ */
+const areaGens = new WeakMap<ioremap_area, Map<number, number>>();
+
+function pfnsan_record_area(area: ioremap_area): void {
+  if (!pfnsan_enabled()) return;
+  const gens = new Map<number, number>();
+  const first = area.phys_addr / PAGE_SIZE;
+  for (let p = first; p < first + area.size / PAGE_SIZE; p++) {
+    const g = pfnsan_gen(p);
+    if (g) gens.set(p, g);
+  }
+  areaGens.set(area, gens);
+}
+
+function pfnsan_check_iomem(addr: number, pa: number, len: number, how: 'read' | 'write'): void {
+  const a = find_vm_area(addr);
+  const gens = a && areaGens.get(a);
+  if (!gens) return;
+  const first = Math.floor(pa / PAGE_SIZE);
+  const last = Math.floor((pa + len - 1) / PAGE_SIZE);
+  for (let p = first; p <= last; p++) {
+    pfnsan_access(p, gens.get(p) ?? 0, how, `ioremap area 0x${a.addr.toString(16)}`);
+  }
 }
 
 /** The live area containing addr, if any. */
@@ -198,6 +241,7 @@ function iomem_phys(addr: number, len: number, write: boolean): number {
  */
 export function memcpy_fromio(dst: Uint8Array, src: number, count: number, dst_off = 0): void {
   const pa = iomem_phys(src, count, false);
+  pfnsan_check_iomem(src, pa, count, 'read');
   dst.set(phys_read(pa, count), dst_off);
 }
 
@@ -208,5 +252,6 @@ export function memcpy_fromio(dst: Uint8Array, src: number, count: number, dst_o
  */
 export function memcpy_toio(dst: number, src: Uint8Array, count: number, src_off = 0): void {
   const pa = iomem_phys(dst, count, true);
+  pfnsan_check_iomem(dst, pa, count, 'write');
   phys_write(pa, src.subarray(src_off, src_off + count));
 }
