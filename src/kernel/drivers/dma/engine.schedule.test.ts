@@ -54,8 +54,8 @@ function run(schedule: number[]) {
 
 describe('dma_engine_access vs iommu_unmap (fixed schedules)', () => {
   it('DMA translated between the page-table clear and the IOTLB sync still reads the old frame', () => {
-    // U clears the entry, E translates (IOTLB hit) and reads, then U syncs.
-    const { res, e, u, d, p } = run([U, E, E, E, U]);
+    // U clears the entry, E translates (IOTLB hit) and reads, completes, then U syncs.
+    const { res, e, u, d, p } = run([U, E, E, E, E, U]);
     expect(res.status).toBe('done');
     expect(u).toBe(0x1000);
     expect(e).toMatchObject({ ret: 0, done: 1 });
@@ -66,8 +66,16 @@ describe('dma_engine_access vs iommu_unmap (fixed schedules)', () => {
       'E:pci0000:01:00.0.config:read',
       `E:${d.obj}:read`,
       `E:${frame_obj(p)}:read`,
+      `E:${d.obj}:read`,
       `U:${d.obj}:write`,
     ]);
+  });
+
+  it('the IOTLB sync waits for a request already translated (drain): the access completes first', () => {
+    // U clears the entry, E translates; U's sync is not enabled until E's request completes.
+    const { res } = run([U, E, E, U]);
+    expect(res.status).toBe('bad-schedule');
+    expect(res.message).toMatch(/blocked on iommu_domain/);
   });
 
   it('DMA translated after the sync faults (-EFAULT, DMAR log)', () => {
@@ -77,6 +85,6 @@ describe('dma_engine_access vs iommu_unmap (fixed schedules)', () => {
   });
 
   it('the same schedule gives the same trace', () => {
-    expect(run([U, E, E, E, U]).res.trace).toEqual(run([U, E, E, E, U]).res.trace);
+    expect(run([U, E, E, E, E, U]).res.trace).toEqual(run([U, E, E, E, E, U]).res.trace);
   });
 });

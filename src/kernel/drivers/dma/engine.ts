@@ -7,7 +7,9 @@
  * function present and in D0; otherwise nothing is transferred and -EIO is returned).
  * Per 4 KiB page: one read Step of the IOMMU domain (`iommu_domain<id>`: the translation
  * through the IOTLB, then the page table), then one Step on the frame (`pfn<N>`, the same
- * object the CPU's accesses in arch/x86/mm/fault.ts use). A translation fault is logged as
+ * object the CPU's accesses in arch/x86/mm/fault.ts use), then one read Step of the domain
+ * when the request completes: a translated request is in flight until then, and an IOTLB
+ * invalidation of its domain waits for it (the drain of VT-d's invalidation). A translation fault is logged as
  * intel-iommu's DMAR fault and ends the transfer (-EFAULT; the access is dropped). A frame
  * inside a PCI BAR (peer-to-peer) goes through drivers/pci/access.ts, which also reads the
  * peer's config state (disabled BAR: all ones / dropped). Accesses through an IOMMU entry
@@ -87,6 +89,9 @@ export function* dma_engine_access(
       }
       pa = t.pte.pfn * 4096 + (addr % 4096);
       if (domain.type & __IOMMU_DOMAIN_PAGING) gen = t.pte.gen;
+      // The request is in flight until its memory access completes; an IOTLB invalidation
+      // of the domain drains it first (iommu_iotlb_sync waits for inflight to reach 0).
+      domain.inflight++;
     }
     const pfn = Math.floor(pa / 4096);
     yield { obj: frame_obj(pfn), kind: write ? 'write' : 'read', what: 'dma_engine_access' };
@@ -98,6 +103,10 @@ export function* dma_engine_access(
     }
     if (write) mmio_or_phys_write(pa, data!.subarray(done, done + n), who);
     else out.set(mmio_or_phys_read(pa, n, who), done);
+    if (domain) {
+      yield { obj: domain.obj, kind: 'read', what: 'dma request complete' };
+      domain.inflight--;
+    }
     done += n;
   }
   return { ret: 0, done, data: out };

@@ -92,6 +92,9 @@ export class iommu_domain {
     force_aperture: true,
   };
   pgsize_bitmap = SZ_4K | SZ_2M | SZ_1G;
+  /** DMA requests translated through this domain whose memory access has not completed
+   *  (model hardware state; see drivers/dma/engine.ts). */
+  inflight = 0;
   /** iommu_dma_cookie of DMA-API domains (dma-iommu.ts). */
   iova_cookie: iommu_dma_cookie | null = null;
   freed = false;
@@ -595,7 +598,15 @@ export function iommu_unmap_fast(
  */
 export function* iommu_iotlb_sync(domain: iommu_domain, gather: iommu_iotlb_gather): Op<void> {
   if (gather.end < gather.start) return;
-  yield { obj: domain.obj, kind: 'write', what: 'iommu_iotlb_sync' };
+  // The invalidation completes only once DMA requests already translated through the
+  // domain have drained (VT-d: qi_flush_iotlb sets the read/write drain bits when the
+  // hardware has them, and the invalidation wait descriptor waits for completion).
+  yield {
+    obj: domain.obj,
+    kind: 'write',
+    what: 'iommu_iotlb_sync',
+    enabled: () => domain.inflight === 0,
+  };
   const first = Math.floor(gather.start / SZ_4K);
   const last = Math.floor(gather.end / SZ_4K);
   if (last - first + 1 > domain.iotlb.size) {
@@ -611,7 +622,12 @@ export function* iommu_iotlb_sync(domain: iommu_domain, gather: iommu_iotlb_gath
  * @kernel include/linux/iommu.h:iommu_flush_iotlb_all (all versions)
  */
 export function* iommu_flush_iotlb_all(domain: iommu_domain): Op<void> {
-  yield { obj: domain.obj, kind: 'write', what: 'iommu_flush_iotlb_all' };
+  yield {
+    obj: domain.obj,
+    kind: 'write',
+    what: 'iommu_flush_iotlb_all',
+    enabled: () => domain.inflight === 0,
+  };
   domain.iotlb.clear();
 }
 
