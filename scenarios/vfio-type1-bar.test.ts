@@ -34,7 +34,6 @@ const byId = (id: string): ConcreteScenario => all.find((c) => c.id === id)!;
  *   translated before UNMAP_DMA lands after it, on the disabled BAR.
  */
 const KNOWN: Record<string, string> = {
-  'vfio-type1-bar-release/fixed': 'lock-cycle',
   'vfio-type1-bar-disable/fixed': 'disabled-bar',
   'vfio-type1-bar-reset/fixed': 'disabled-bar',
 };
@@ -92,8 +91,8 @@ describe('vfio-type1-bar: replays of the unsafe variants', () => {
   });
 
   it('R-VPCI-4 release/unsafe 6.12: after A is bound to hostdrv, B writes pfn 0x180001 through the old IOMMU entry (cross-owner)', () => {
-    // The user's whole release (48 steps), then B's DMA.
-    const t = runScenario(byId('vfio-type1-bar-release/unsafe'), '6.12', {}, '0*48', {
+    // The user's whole release (47 steps), then B's DMA.
+    const t = runScenario(byId('vfio-type1-bar-release/unsafe'), '6.12', {}, '0*47', {
       snapshots: false,
     });
     expect(t.verdict).toBe('stale-pfn');
@@ -105,14 +104,13 @@ describe('vfio-type1-bar: replays of the unsafe variants', () => {
     );
   });
 
-  it('R-RFC-1 release/fixed 6.12: VFIO_DEVICE_RELEASE removed the mapping, B faults (-EFAULT); the only report is the model lock-cycle', () => {
-    const t = runScenario(byId('vfio-type1-bar-release/fixed'), '6.12', {}, '0*48', {
+  it('R-RFC-1 release/fixed 6.12: VFIO_DEVICE_RELEASE removed the mapping, B faults (-EFAULT); no report', () => {
+    const t = runScenario(byId('vfio-type1-bar-release/fixed'), '6.12', {}, '0*47', {
       snapshots: false,
     });
     expect(t.notes.map((n) => n.text)).toContain("B's DMA write at iova 0x101000: -EFAULT");
-    expect(t.reports.every((r) => r.code === 'lock-cycle')).toBe(true);
-    if (t.reports.length > 0)
-      expect(t.reports[0]!.text.join('\n')).toMatch(/Cycle: .*vfio_iommu\d*\.lock/);
+    expect(t.reports).toEqual([]);
+    expect(t.verdict).toBe('SAFE');
   });
 
   it('R-RFC-1 nonvfio-pfnmap/unsafe 6.12: the freed, reallocated frame pfn 0x100401 is written through the IOMMU (cross-owner)', () => {

@@ -79,9 +79,10 @@ export class vfio_device {
   readonly dev_set_lock: mutex;
   /** 6.10+ (b7c5e64fecfa "vfio: Create vfio_fs_type with inode per device"): the inode whose i_mapping all device fds share. */
   inode: inode | null = null;
-  /** The 2021 RFC: the per-device blocking notifier chain. */
+  /** The 2021 RFC: the per-device SRCU notifier chain (srcu_notifier_head). */
   readonly notifier: notifier_block[] = [];
-  readonly notifier_rwsem: rw_semaphore;
+  /** srcu_notifier_head.mutex: serialises (un)registration. */
+  readonly notifier_mutex: mutex;
   /** Removed from its group (vfio_unregister_group_dev ran). */
   unregistered = false;
   /** Completion signalled when the last reference goes (vfio_unregister_group_dev waits). */
@@ -92,7 +93,7 @@ export class vfio_device {
     readonly ops: vfio_device_ops,
   ) {
     this.dev_set_lock = new mutex(`vfio_device[${dev.name}].dev_set_lock`);
-    this.notifier_rwsem = new rw_semaphore(`vfio_device[${dev.name}].notifier.rwsem`);
+    this.notifier_mutex = new mutex(`vfio_device[${dev.name}].notifier.mutex`);
   }
 }
 

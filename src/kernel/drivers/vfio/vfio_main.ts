@@ -24,12 +24,8 @@ import type {
   vm_operations_struct,
 } from '../../include/linux/mm_types.js';
 import {
-  down_read,
-  down_write,
   mutex_lock,
   mutex_unlock,
-  up_read,
-  up_write,
 } from '../../include/linux/spinlock.js';
 import {
   FMODE_CAN_READ,
@@ -282,52 +278,57 @@ export function vfio_device_get_from_vma(vma: vm_area_struct): vfio_device | nul
 }
 
 /**
- * vfio_device_register_notifier(device, nb): adds nb to the device's blocking chain.
- * @kernel RFC 06/10 drivers/vfio/vfio.c:vfio_device_register_notifier (not merged)
- * Locking: takes the chain's rwsem for write.
+ * vfio_device_register_notifier(device, nb): adds nb to the device's SRCU notifier chain
+ * (srcu_notifier_chain_register).
+ * @kernel RFC 06/10 drivers/vfio/vfio.c:vfio_device_register_notifier (not merged);
+ *   kernel/notifier.c:srcu_notifier_chain_register
+ * Locking: takes the chain's mutex.
  * Return: 0.
  */
 export function* vfio_device_register_notifier(
   device: vfio_device,
   nb: notifier_block,
 ): Op<number> {
-  yield* down_write(device.notifier_rwsem);
+  yield* mutex_lock(device.notifier_mutex);
   device.notifier.push(nb);
-  yield* up_write(device.notifier_rwsem);
+  yield* mutex_unlock(device.notifier_mutex);
   return 0;
 }
 
 /**
- * vfio_device_unregister_notifier(device, nb): removes nb from the chain.
- * @kernel RFC 06/10 drivers/vfio/vfio.c:vfio_device_unregister_notifier (not merged)
- * Locking: takes the chain's rwsem for write.
+ * vfio_device_unregister_notifier(device, nb): removes nb from the chain
+ * (srcu_notifier_chain_unregister).
+ * @kernel RFC 06/10 drivers/vfio/vfio.c:vfio_device_unregister_notifier (not merged);
+ *   kernel/notifier.c:srcu_notifier_chain_unregister
+ * Locking: takes the chain's mutex. The synchronize_srcu() that follows (waiting for
+ * callbacks already running) is left out.
  */
 export function* vfio_device_unregister_notifier(
   device: vfio_device,
   nb: notifier_block,
 ): Op<void> {
-  yield* down_write(device.notifier_rwsem);
+  yield* mutex_lock(device.notifier_mutex);
   const i = device.notifier.indexOf(nb);
   if (i >= 0) device.notifier.splice(i, 1);
-  yield* up_write(device.notifier_rwsem);
+  yield* mutex_unlock(device.notifier_mutex);
 }
 
 /**
- * vfio_device_notifier_call(device, event): runs the chain (blocking_notifier_call_chain)
- * in registration order until a callback returns NOTIFY_STOP_MASK.
- * @kernel RFC 06/10 drivers/vfio/vfio.c:vfio_device_notifier_call (not merged);
- *   kernel/notifier.c:blocking_notifier_call_chain
- * Locking: takes the chain's rwsem for read; callbacks may sleep.
+ * vfio_device_notifier_call(device, event): runs the chain (srcu_notifier_call_chain) in
+ * registration order until a callback returns NOTIFY_STOP_MASK.
+ * @kernel RFC 06/10 drivers/vfio/vfio.c:vfio_device_notifier_call (not merged; the RFC's
+ *   chain is a srcu_notifier_head); kernel/notifier.c:srcu_notifier_call_chain
+ * Locking: an SRCU read-side section, which is not a lock: it takes part in no lock order
+ * (the model yields one read of the chain); callbacks may sleep.
  * Return: the last callback's NOTIFY_* value (NOTIFY_DONE for an empty chain).
  */
 export function* vfio_device_notifier_call(device: vfio_device, event: number): Op<number> {
   let ret = 0;
-  yield* down_read(device.notifier_rwsem);
+  yield { obj: device.notifier_mutex.name, kind: 'read', what: 'srcu_read_lock' };
   for (const nb of [...device.notifier]) {
     ret = yield* nb.notifier_call(nb, event, device);
     if (ret & NOTIFY_STOP_MASK) break;
   }
-  yield* up_read(device.notifier_rwsem);
   return ret;
 }
 
