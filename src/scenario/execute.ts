@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import {
   Runner,
+  countPreemptions,
   currentThread,
   explore,
   formatSchedule,
@@ -170,6 +171,11 @@ class Instance {
     if (this.s.scenario.warn === 'violation' && this.warned()) return 'WARN';
     return 'SAFE';
   }
+}
+
+/** Whether a verdict is a sanitizer report code (decided at the step of the report). */
+function isReportCode(v: string): boolean {
+  return !/^(SAFE|BUG|deadlock|bad-page|WARN|n\/a|check:|error:)/.test(v);
 }
 
 function site(s: {
@@ -353,6 +359,8 @@ export interface Counterexample {
   readonly preemptions: number;
   /** Steps and preemptions of the schedule exploration found first. */
   readonly found: { readonly steps: number; readonly preemptions: number };
+  /** The step at which the sanitizer report that is the verdict was made (the schedule ends there). */
+  readonly reportedAt?: number;
   /** Whether minimisation finished within its budget (the result is then minimal). */
   readonly minimal: boolean;
   readonly replay: string;
@@ -484,15 +492,32 @@ export function checkScenario(
           preemptions: first.preemptions,
           exhaustive: false,
         };
-    const trace = opts.trace === false ? undefined : runScenario(s, version, config, m.schedule);
+    // A sanitizer report decides the verdict at the step it is made (the first report is
+    // the verdict), so the counterexample is the schedule up to that step: replaying it
+    // and running on without preemption gives the same first report.
+    let schedule = m.schedule;
+    let steps = m.steps;
+    let preemptions = m.preemptions;
+    let trace =
+      opts.trace === false && !isReportCode(verdict)
+        ? undefined
+        : runScenario(s, version, config, schedule);
+    const at = isReportCode(verdict) ? (trace?.reports[0]?.step ?? -1) : -1;
+    if (at >= 0 && at + 1 < schedule.length) {
+      schedule = schedule.slice(0, at + 1);
+      steps = at + 1;
+      preemptions = countPreemptions(factory, schedule);
+      trace = opts.trace === false ? undefined : runScenario(s, version, config, schedule);
+    } else if (opts.trace === false) trace = undefined;
     counterexample = {
       verdict,
-      schedule: formatSchedule(m.schedule),
-      steps: m.steps,
-      preemptions: m.preemptions,
+      schedule: formatSchedule(schedule),
+      steps,
+      preemptions,
+      ...(at >= 0 ? { reportedAt: at } : {}),
       found: { steps: first.schedule.length, preemptions: first.preemptions },
       minimal: m.exhaustive,
-      replay: replayCommand(s, version, config, m.schedule),
+      replay: replayCommand(s, version, config, schedule),
       ...(trace ? { trace } : {}),
     };
   }
