@@ -187,18 +187,22 @@ export function* mmu_notifier_invalidate_range_start(range: mmu_notifier_range):
   for (const sub of [...s.itree]) {
     if (sub.last < range.start || sub.start >= range.end) continue;
     sub.invalidations++;
-    pfnsan_notifier_invalidate(sub, range.mm, range.start, range.end);
     const ok = yield* sub.ops.invalidate(sub, range, cur);
+    // The subscription's guarantee ends once its callback has run: the callback
+    // synchronises with the user's lock (R-MMUN-3), so a use the user made under that lock
+    // before the callback got it was still covered.
+    pfnsan_notifier_invalidate(sub, range.mm, range.start, range.end);
     if (!ok) {
       WARN_ON((range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) !== 0);
       ret = -11; // -EAGAIN
     }
   }
   for (const sub of [...s.list]) {
+    if (sub.ops.invalidate_range_start) {
+      const r = yield* sub.ops.invalidate_range_start(sub, range);
+      if (r) ret = r;
+    }
     pfnsan_notifier_invalidate(sub, range.mm, range.start, range.end);
-    if (!sub.ops.invalidate_range_start) continue;
-    const r = yield* sub.ops.invalidate_range_start(sub, range);
-    if (r) ret = r;
   }
   return ret;
 }

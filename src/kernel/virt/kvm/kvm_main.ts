@@ -89,7 +89,7 @@ import {
   type mmu_notifier,
   type mmu_notifier_range,
 } from '../../mm/mmu_notifier.js';
-import { pfnsan_lease_guard, type pfnsan_lease } from '../../mm/pfnsan/pfnsan.js';
+import { pfnsan_lease_get, pfnsan_lease_guard, pfnsan_lease_of } from '../../mm/pfnsan/pfnsan.js';
 import {
   kvm_flush_shadow_all,
   kvm_unmap_gfn_range,
@@ -802,23 +802,25 @@ export function vma_is_valid(vma: vm_area_struct, write_fault: boolean): boolean
   return true;
 }
 
-/** The lease a pfnsan-instrumented lookup attached to its result, if any. */
-function lookup_lease(x: object): pfnsan_lease | null {
-  const l = (x as { lease?: unknown }).lease;
-  return l && typeof l === 'object' ? (l as pfnsan_lease) : null;
-}
-
-function guard(kfp: kvm_follow_pfn, lookup: object): void {
-  const lease = lookup_lease(lookup);
-  if (!lease || !kfp.notifier_guard) return;
+/**
+ * Guards the pfn's lease with KVM's MMU-notifier subscription when the fault path follows
+ * the mmu_invalidate_retry protocol: the lease follow_pfnmap_start bound to its argument
+ * block (pfnsan_lease_of), or, for follow_pte/follow_pfn whose window has ended or is about
+ * to, a lease of KVM's own that only the notifier keeps valid.
+ */
+function guard(kfp: kvm_follow_pfn, lookup: object, pfn: number): void {
+  if (!kfp.notifier_guard) return;
   const start = kfp.hva - (kfp.hva % PAGE_SIZE);
-  pfnsan_lease_guard(lease, {
-    kind: 'notifier',
+  const g = {
+    kind: 'notifier' as const,
     sub: kfp.notifier_guard.sub,
     mm: kfp.notifier_guard.mm,
     start,
     end: start + PAGE_SIZE,
-  });
+  };
+  const lease = pfnsan_lease_of(lookup);
+  if (lease) pfnsan_lease_guard(lease, g);
+  else pfnsan_lease_get(pfn, 1, 'hva_to_pfn_remapped', g);
 }
 
 /**
@@ -877,12 +879,12 @@ export function* hva_to_pfn_remapped(
       pfn = KVM_PFN_ERR_RO_FAULT;
     } else if (since(6, 13)) {
       pfn = kvm_resolve_pfn(kfp, null, args.pfn, args.writable);
-      guard(kfp, args);
+      guard(kfp, args, args.pfn);
     } else {
       if (kfp.map_writable) kfp.map_writable.value = args.writable;
       pfn = args.pfn;
       if (!kvm_try_get_pfn(pfn)) r = -EFAULT;
-      guard(kfp, args);
+      guard(kfp, args, args.pfn);
     }
     yield* follow_pfnmap_end(args);
     return { r, pfn };
@@ -910,7 +912,7 @@ export function* hva_to_pfn_remapped(
       if (since(5, 13)) {
         if (!kvm_try_get_pfn(pfn)) r = -EFAULT;
       } else kvm_get_pfn(pfn);
-      guard(kfp, l);
+      guard(kfp, l, pfn);
     }
     yield* pte_unmap_unlock(l.ptep!, l.ptl!);
     return { r, pfn };
@@ -926,7 +928,7 @@ export function* hva_to_pfn_remapped(
   }
   if (kfp.map_writable) kfp.map_writable.value = true;
   kvm_get_pfn(f.pfn);
-  guard(kfp, f);
+  guard(kfp, f, f.pfn);
   return { r: 0, pfn: f.pfn };
 }
 

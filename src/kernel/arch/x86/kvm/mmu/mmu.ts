@@ -304,5 +304,16 @@ export function* kvm_vcpu_guest_access(
     const r = yield* kvm_mmu_page_fault(vcpu, gpa, how === 'write');
     if (r === RET_PF_EMULATE) return { kind: 'emulate', faults };
     if (r < 0) return { kind: 'error', err: r, faults };
+    if (r === RET_PF_RETRY && k.mmu_invalidate_in_progress > 0) {
+      // The vCPU re-enters the guest and faults again until the invalidation ends: model
+      // that spin as a wait for mmu_invalidate_in_progress to drop to 0 (the re-entries in
+      // between change nothing), so a paused invalidation is not a livelock.
+      yield {
+        obj: k.seqObj,
+        kind: 'read',
+        what: 'RET_PF_RETRY: vCPU re-faults until the invalidation ends',
+        enabled: () => k.mmu_invalidate_in_progress === 0,
+      };
+    }
   }
 }
