@@ -8,10 +8,6 @@
  * Rules: R-VT1-2/R-VT1-3 (type1 keeps raw PFNMAP pfns after follow_fault_pfn's window),
  * R-VPCI-2/R-VPCI-4 (vfio-pci zaps CPU PTEs only), R-RFC-1 (the RFC drops mappings on
  * VFIO_DEVICE_RELEASE; strict_mmio_maps refuses non-vfio PFNMAP VMAs).
- *
- * Known disagreements between the model and the rules (see KNOWN): the rule's verdict is
- * the scenario's expectation; the test accepts the model's current verdict for those cells
- * only, and checks what the model does instead.
  */
 import { describe, expect, it } from 'vitest';
 import { checkScenario, concreteScenarios, expectedFor, runScenario } from '../src/index.js';
@@ -33,11 +29,6 @@ const byId = (id: string): ConcreteScenario => all.find((c) => c.id === id)!;
  *   in-flight requests (intel-iommu invalidates with drain-read/drain-write), so a DMA
  *   translated before UNMAP_DMA lands after it, on the disabled BAR.
  */
-const KNOWN: Record<string, string> = {
-  'vfio-type1-bar-disable/fixed': 'disabled-bar',
-  'vfio-type1-bar-reset/fixed': 'disabled-bar',
-};
-
 describe('vfio-type1-bar: verdict per version', () => {
   for (const c of all) {
     it(`${c.id}: every version gives the expected verdict`, () => {
@@ -46,11 +37,6 @@ describe('vfio-type1-bar: verdict per version', () => {
         const want = expectedFor(c, v);
         if (want[0] === 'n/a') {
           expect(r.mode).toBe('skipped');
-          continue;
-        }
-        const known = KNOWN[c.id];
-        if (known !== undefined && !r.matches) {
-          expect([v, r.verdict]).toEqual([v, known]);
           continue;
         }
         expect([v, r.verdict, r.matches]).toEqual([v, r.verdict, true]);
