@@ -23,10 +23,7 @@ import type {
   vm_area_struct,
   vm_operations_struct,
 } from '../../include/linux/mm_types.js';
-import {
-  mutex_lock,
-  mutex_unlock,
-} from '../../include/linux/spinlock.js';
+import { mutex_lock, mutex_unlock } from '../../include/linux/spinlock.js';
 import {
   FMODE_CAN_READ,
   FMODE_CAN_WRITE,

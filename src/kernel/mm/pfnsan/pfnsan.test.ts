@@ -13,13 +13,8 @@ import { KernelBug } from '../../kernel/panic.js';
 import { dmesg } from '../../kernel/printk.js';
 import { SchedThread, type Op } from '../../../sched/index.js';
 import type { task_struct } from '../../include/linux/sched.js';
-import type {
-  file,
-  mm_struct,
-  page,
-  page_array,
-  vm_area_struct,
-} from '../../include/linux/mm_types.js';
+import type { file, mm_struct, page, vm_area_struct } from '../../include/linux/mm_types.js';
+import type { page_array } from '../gup.js';
 import {
   FOLL_WRITE,
   VM_DONTDUMP,

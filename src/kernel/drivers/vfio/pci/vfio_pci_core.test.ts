@@ -70,11 +70,7 @@ import {
   type vfio_region_info,
 } from '../../../include/uapi/linux/vfio.js';
 import { vfio_iommu_type1_init } from '../vfio_iommu_type1.js';
-import {
-  VFIO_DEVICE_RELEASE,
-  NOTIFY_OK,
-  type notifier_block,
-} from '../vfio.js';
+import { VFIO_DEVICE_RELEASE, NOTIFY_OK, type notifier_block } from '../vfio.js';
 import {
   vfio_device_get_from_vma,
   vfio_device_put,

@@ -1,0 +1,130 @@
+/*
+ * The K-slot lease model (issue 5, benchmark), in Promela for SPIN. bench/kslot.ts runs the
+ * same model in pfnsim and this one with SPIN, and prints both.
+ *
+ * Slot k: a driver's frame k is mapped by one VM_PFNMAP PTE. A mapper looks the pfn up
+ * (follow_pfnmap_start under the PTE lock, with mmap_lock read held) and maps it into the
+ * IOMMU; a zapper clears the PTE under its lock, frees the frame and reallocates it to another
+ * owner; a DMA engine makes 3 accesses through the IOMMU entry under the slot's DMA lock, each
+ * checking that the frame still has the generation the entry was made for.
+ *
+ * BUG:   the mapper maps the pfn after follow_pfnmap_end. The lease check (pfnsan's
+ *        "stale-pfn") fails when the stale pfn is published.
+ * FIXED: the mapper reads an MMU interval notifier sequence before the lookup (waiting while
+ *        an invalidation is in progress, as mmu_interval_read_begin does) and maps the pfn
+ *        before follow_pfnmap_end, under the DMA lock, only if no invalidation happened since
+ *        (mmu_interval_read_retry); the zapper's notifier callback removes the IOMMU entry under
+ *        the DMA lock before the PTE is cleared, and the invalidation ends after it. One
+ *        attempt: a mapper that loses the race maps nothing.
+ *
+ * Build: spin -a -DK=2 -DFIXED kslot.pml && gcc -O2 -DSAFETY -o pan pan.c && ./pan
+ */
+#ifndef K
+#define K 2
+#endif
+#define NONE 255
+
+byte mmap_readers;          /* mmap_lock held for read by this many mappers */
+bit ptl[K];                 /* PTE lock of slot k's page table */
+byte pte[K];                /* pfn mapped by slot k's PTE, or NONE */
+bit leased[K];              /* the mapper's follow_pfnmap lease is live */
+bit dma_lock[K];
+byte seq[K];                /* the slot's interval-notifier sequence */
+byte iommu_pfn[K];          /* IOMMU entry of slot k: pfn and the generation it was made for */
+byte iommu_gen[K];
+byte owner[K];              /* frame k's owner: k+1 = the driver, 0 = free, K+1+k = another */
+byte gen[K];                /* frame k's generation, bumped at each change of owner */
+
+proctype mapper(byte k) {
+  byte pfn = NONE;
+#ifdef FIXED
+  byte s;
+  atomic { seq[k] % 2 == 0 -> s = seq[k] };       /* mmu_interval_read_begin: waits while
+                                                     an invalidation is in progress */
+#endif
+  mmap_readers++;                                 /* mmap_read_lock */
+  atomic { ptl[k] == 0 -> ptl[k] = 1 };           /* follow_pfnmap_start: PTE lock */
+  if
+  :: pte[k] != NONE -> pfn = pte[k]; leased[k] = 1
+  :: else -> skip
+  fi;
+#ifdef FIXED
+  if
+  :: pfn != NONE ->
+       atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 };
+       if
+       :: s == seq[k] ->                          /* !mmu_interval_read_retry */
+            assert(leased[k]);                    /* iommu_map inside the window */
+            iommu_pfn[k] = pfn;
+            iommu_gen[k] = gen[pfn]
+       :: else -> skip
+       fi;
+       dma_lock[k] = 0
+  :: else -> skip
+  fi;
+#endif
+  leased[k] = 0;                                  /* follow_pfnmap_end */
+  ptl[k] = 0;
+  mmap_readers--;                                 /* mmap_read_unlock */
+#ifndef FIXED
+  if
+  :: pfn != NONE ->
+       atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 };
+       assert(leased[k]);                         /* pfnsan: stale pfn published */
+       iommu_pfn[k] = pfn;
+       iommu_gen[k] = gen[pfn];
+       dma_lock[k] = 0
+  :: else -> skip
+  fi
+#endif
+}
+
+proctype zapper(byte k) {
+#ifdef FIXED
+  atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 }; /* notifier callback */
+  seq[k] = seq[k] + 1;                            /* mmu_interval_set_seq: odd, in progress */
+  iommu_pfn[k] = NONE;                            /* iommu_unmap */
+  dma_lock[k] = 0;
+#endif
+  atomic { ptl[k] == 0 -> ptl[k] = 1 };           /* zap: PTE lock */
+  pte[k] = NONE;
+  ptl[k] = 0;
+#ifdef FIXED
+  seq[k] = seq[k] + 1;                            /* invalidate_range_end: even again */
+#endif
+  owner[k] = 0; gen[k] = gen[k] + 1;              /* __free_pages */
+  owner[k] = K + 1 + k; gen[k] = gen[k] + 1       /* reallocated to another owner */
+}
+
+proctype dma(byte k) {
+  byte i = 0, p, g;
+  do
+  :: i < 3 ->
+       atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 };
+       p = iommu_pfn[k]; g = iommu_gen[k];        /* IOMMU translation */
+       if
+       :: p != NONE -> assert(gen[p] == g)        /* the frame still has the entry's owner */
+       :: else -> skip
+       fi;
+       dma_lock[k] = 0;
+       i++
+  :: else -> break
+  od
+}
+
+init {
+  byte k = 0;
+  atomic {
+    do
+    :: k < K ->
+         pte[k] = k; owner[k] = k + 1; gen[k] = 0; iommu_pfn[k] = NONE;
+         k++
+    :: else -> break
+    od;
+    k = 0;
+    do
+    :: k < K -> run mapper(k); run zapper(k); run dma(k); k++
+    :: else -> break
+    od
+  }
+}
