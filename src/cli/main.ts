@@ -235,10 +235,11 @@ function checkOptions(f: CheckFlags, io: Io, label: () => string): CheckOptions 
     ...(f.jobs !== undefined ? { jobs: f.jobs } : {}),
     ...(io.errIsTTY
       ? {
-          onProgress: (n: number) => {
+          onProgress: (n: number, estimate?: number) => {
             if (n - shown >= 100) {
               shown = n;
-              io.err(`\r${label()}: ${n} executions`);
+              const of = estimate !== undefined && estimate >= n ? ` of about ${estimate}` : '';
+              io.err(`\r\x1b[K${label()}: ${n}${of} executions`);
             }
           },
         }

@@ -348,7 +348,7 @@ export interface CheckOptions {
   /** Keep the counterexample's trace in the result (default true). */
   readonly trace?: boolean;
   /** Called after every execution with the count so far (progress display). */
-  readonly onProgress?: (executions: number) => void;
+  readonly onProgress?: (executions: number, estimatedTotal?: number) => void;
 }
 
 export interface Counterexample {
@@ -450,7 +450,13 @@ export function checkScenario(
   const failing: string[] = [];
   let warnings = 0;
   let executions = 0;
+  // The explorer's estimate of the executions in all (DPOR modes; Knuth's estimator).
+  let estimatedTotal: number | undefined;
   const exploreOpts: ExploreOptions = {
+    progressEvery: 10,
+    onProgress: (p) => {
+      estimatedTotal = p.estimatedTotal;
+    },
     stopOnFailure: opts.all !== true,
     ...(opts.maxPreemptions !== undefined ? { maxPreemptions: opts.maxPreemptions } : {}),
     ...(opts.random ? { random: opts.random } : {}),
@@ -460,7 +466,7 @@ export function checkScenario(
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
     onExecution(run, { sleepBlocked }) {
       executions++;
-      opts.onProgress?.(executions);
+      opts.onProgress?.(executions, estimatedTotal);
       if (sleepBlocked || run.status === 'step-limit' || !last) return;
       const v = last.verdict(run.status);
       verdicts[v] = (verdicts[v] ?? 0) + 1;

@@ -354,3 +354,36 @@ describe('runScenario traces', () => {
     expect(t.replay).toBe(`pfnsim run anon --kernel 6.12 --schedule ${'0*' + t.steps.length}`);
   });
 });
+
+describe('checkScenario progress', () => {
+  it('reports executions with the explorer estimate of the total; the last estimate is the count', () => {
+    // 3 threads x 3 critical sections of one lock: 1680 Mazurkiewicz traces (9!/(3!3!3!)).
+    const c = one<{ lock: spinlock_t }>({
+      name: 'three-by-three',
+      description: '3 threads, 3 critical sections each',
+      setup: () => ({ lock: new spinlock_t('cs.lock') }),
+      threads: Object.fromEntries(
+        ['a', 'b', 'c'].map((t) => [
+          t,
+          function* (_ctx, s): Op<void> {
+            for (let i = 0; i < 3; i++) {
+              yield* spin_lock(s.lock);
+              yield* spin_unlock(s.lock);
+            }
+          },
+        ]),
+      ),
+    });
+    const seen: [number, number | undefined][] = [];
+    const r = checkScenario(c, '6.18', { onProgress: (n, est) => seen.push([n, est]) });
+    expect(r.verdict).toBe('SAFE');
+    // At least the 1680 traces of the threads (the scenario's own thread start-up steps can
+    // add a few orders).
+    expect(r.executions).toBeGreaterThanOrEqual(1680);
+    expect(seen.at(-1)![0]).toBe(r.executions);
+    const estimates = seen.map(([, e]) => e).filter((e): e is number => e !== undefined);
+    expect(estimates.length).toBeGreaterThan(100);
+    // Near the end the estimate has converged to the real total.
+    expect(Math.abs(estimates.at(-1)! - r.executions)).toBeLessThanOrEqual(r.executions * 0.05);
+  });
+});
