@@ -12,6 +12,7 @@ import { main } from '../../src/cli/main.js';
 import { renderHtml } from '../../src/report/html.js';
 import type { Trace } from '../../src/report/format.js';
 import { runDemo } from '../../src/scenario/examples/driver-mmap.js';
+import { formatSchedule, parseSchedule } from '../../src/sched/index.js';
 import {
   HAVE_BROWSER,
   cleanup,
@@ -512,7 +513,11 @@ describe.skipIf(!HAVE_BROWSER)(
       context = o.context;
       const { page, errors, requests } = o;
       expect(await page.textContent('#verdict')).toBe(t.verdict);
-      expect(await page.textContent('#replay')).toBe(replay);
+      // The trace's own replay command: the counterexample's schedule (which ends at the
+      // report) extended by the steps the run then took without preemption.
+      expect(await page.textContent('#replay')).toBe(t.replay);
+      const prefix = /--schedule (\S+)/.exec(replay)![1]!;
+      expect(formatSchedule(t.schedule.slice(0, parseSchedule(prefix).length))).toBe(prefix);
       expect(await page.$$('#timeline tbody tr.step')).toHaveLength(t.steps.length + 1);
       // Opens on the report's step; the report is marked on its row.
       expect(await selected(page)).toBe(String(r.step));
