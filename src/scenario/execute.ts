@@ -508,7 +508,21 @@ export function checkScenario(
       opts.trace === false && !isReportCode(verdict)
         ? undefined
         : runScenario(s, version, config, schedule);
-    const at = isReportCode(verdict) ? (trace?.reports[0]?.step ?? -1) : -1;
+    let at = isReportCode(verdict) ? (trace?.reports[0]?.step ?? -1) : -1;
+    if (at >= 0 && m.preemptions === 0) {
+      // Among schedules without preemption, prefer the one whose report comes first: start
+      // each thread in turn and run it as far as it goes.
+      for (let tid = 0; tid < Object.keys(s.scenario.threads).length; tid++) {
+        const t = runScenario(s, version, config, [tid], { snapshots: false });
+        const r = t.reports[0];
+        if (t.verdict === verdict && r && r.step < at) {
+          at = r.step;
+          schedule = [...t.schedule];
+          steps = t.schedule.length;
+          trace = t;
+        }
+      }
+    }
     if (at >= 0 && at + 1 < schedule.length) {
       schedule = schedule.slice(0, at + 1);
       steps = at + 1;
