@@ -173,11 +173,6 @@ class Instance {
   }
 }
 
-/** Whether a verdict is a sanitizer report code (decided at the step of the report). */
-function isReportCode(v: string): boolean {
-  return !/^(SAFE|BUG|deadlock|bad-page|WARN|n\/a|check:|error:)/.test(v);
-}
-
 function site(s: {
   thread: string;
   step: number;
@@ -504,11 +499,9 @@ export function checkScenario(
     let schedule = m.schedule;
     let steps = m.steps;
     let preemptions = m.preemptions;
-    let trace =
-      opts.trace === false && !isReportCode(verdict)
-        ? undefined
-        : runScenario(s, version, config, schedule);
-    let at = isReportCode(verdict) ? (trace?.reports[0]?.step ?? -1) : -1;
+    let trace: Trace | undefined = runScenario(s, version, config, schedule);
+    const firstReport = trace.reports[0];
+    let at = firstReport && firstReport.code === verdict ? firstReport.step : -1;
     if (at >= 0 && m.preemptions === 0) {
       // Among schedules without preemption, prefer the one whose report comes first: start
       // each thread in turn and run it as far as it goes.
