@@ -32,21 +32,42 @@ export function kernelFile(path: string): string | null {
  * @kernel arch/x86/kernel/dumpstack.c:show_trace_log_lvl (all versions)
  */
 export function call_path(skip = 0): Frame[] {
+  return parseStack(captureStack()).slice(skip);
+}
+
+/**
+ * The current stack captured now and unwound on first use: for sites recorded on every
+ * step (lock acquisitions, leases, owner changes) whose call path is printed only if a
+ * report names them. Capturing is cheap; formatting the stack is what costs.
+ */
+export function call_path_lazy(): () => Frame[] {
+  const holder = captureStack();
+  let frames: Frame[] | null = null;
+  return () => (frames ??= parseStack(holder));
+}
+
+function captureStack(): { stack?: string } {
   const saved = Error.stackTraceLimit;
   Error.stackTraceLimit = 60;
-  const stack = new Error().stack ?? '';
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder);
   Error.stackTraceLimit = saved;
+  return holder;
+}
+
+function parseStack(holder: { stack?: string }): Frame[] {
+  const stack = holder.stack ?? '';
   const out: Frame[] = [];
   for (const line of stack.split('\n').slice(1)) {
     const m = FRAME.exec(line);
     if (!m) continue;
     const fn = m[1]!.replace(/^.*\./, '');
-    if (fn === 'next' || fn === 'call_path') continue;
+    if (fn === 'next' || fn === 'call_path' || fn === 'call_path_lazy') continue;
     const file = kernelFile(m[2]!);
     if (!file || file.startsWith('kernel/callpath') || file.startsWith('kernel/panic')) continue;
     out.push({ fn, file });
   }
-  return out.slice(skip);
+  return out;
 }
 
 export function formatCallPath(frames: readonly Frame[]): string[] {
