@@ -439,6 +439,11 @@ export function checkScenario(
         const v = inst.verdict('done');
         return v === 'SAFE' ? null : v;
       },
+      // The first sanitizer report is the verdict, whatever runs after it.
+      decided: () => {
+        inst.k.activate();
+        return pfnsan_reports().length > 0;
+      },
     };
   };
   const verdicts: Record<string, number> = {};
@@ -495,27 +500,14 @@ export function checkScenario(
         };
     // A sanitizer report decides the verdict at the step it is made (the first report is
     // the verdict), so the counterexample is the schedule up to that step: replaying it
-    // and running on without preemption gives the same first report.
+    // and running on without preemption gives the same first report. The minimiser
+    // already ends its runs there (`decided`); a schedule that was not minimised is cut.
     let schedule = m.schedule;
     let steps = m.steps;
     let preemptions = m.preemptions;
     let trace: Trace | undefined = runScenario(s, version, config, schedule);
     const firstReport = trace.reports[0];
-    let at = firstReport && firstReport.code === verdict ? firstReport.step : -1;
-    if (at >= 0 && m.preemptions === 0) {
-      // Among schedules without preemption, prefer the one whose report comes first: start
-      // each thread in turn and run it as far as it goes.
-      for (let tid = 0; tid < Object.keys(s.scenario.threads).length; tid++) {
-        const t = runScenario(s, version, config, [tid], { snapshots: false });
-        const r = t.reports[0];
-        if (t.verdict === verdict && r && r.step < at) {
-          at = r.step;
-          schedule = [...t.schedule];
-          steps = t.schedule.length;
-          trace = t;
-        }
-      }
-    }
+    const at = firstReport && firstReport.code === verdict ? firstReport.step : -1;
     if (at >= 0 && at + 1 < schedule.length) {
       schedule = schedule.slice(0, at + 1);
       steps = at + 1;

@@ -739,6 +739,35 @@ describe('minimize', () => {
     expect(() => minimize(f, '0*2.1*2')).toThrow(/does not fail/);
   });
 
+  it('ends runs at the step that decides them, so the earliest decision wins', () => {
+    // Each thread "reports" at its last step; the first report decides the outcome.
+    const reporting =
+      (decides: boolean): ProgramFactory =>
+      () => {
+        const st = { first: '' };
+        const thread = (name: string, n: number): Op<void> =>
+          (function* (): Op<void> {
+            for (let i = 0; i < n; i++) yield { obj: `${name}.local`, kind: 'write' };
+            st.first ||= name;
+          })();
+        return {
+          threads: [
+            { name: 'slow', op: thread('slow', 5) },
+            { name: 'fast', op: thread('fast', 1) },
+          ],
+          check: () => (st.first ? `first report by ${st.first}` : null),
+          ...(decides ? { decided: () => st.first !== '' } : {}),
+        };
+      };
+    // Without `decided`, every run has 6 steps and 'slow' reports first without preempting.
+    expect(minimize(reporting(false), '0*5.1')).toMatchObject({ steps: 6, preemptions: 0 });
+    const m = minimize(reporting(true), '0*5.1');
+    // Same failure message: the search may only replace it by one that reproduces it.
+    expect(m).toMatchObject({ schedule: [0, 0, 0, 0, 0], steps: 5, preemptions: 0 });
+    expect(minimize(reporting(true), '1.0*5')).toMatchObject({ schedule: [1], steps: 1 });
+    expect(countPreemptions(reporting(true), [1])).toBe(0);
+  });
+
   it('keeps the deadlock of ABBA at 1 preemption, 2 steps', () => {
     const m = minimize(abba(), [0, 1]);
     expect(m).toMatchObject({ schedule: [0, 1], status: 'deadlock', preemptions: 1, steps: 2 });

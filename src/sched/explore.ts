@@ -83,6 +83,13 @@ export interface ProgramInstance {
   readonly threads: readonly ProgramThread[];
   /** Returns a failure message, or null when the final state is fine. */
   readonly check?: () => string | null;
+  /**
+   * True once the run's outcome can no longer change, whatever runs next (a sanitizer
+   * report that decides the verdict). {@link minimize} and {@link countPreemptions} end
+   * such a run there, as a completed one; exploration runs every execution to its end,
+   * since later steps can race with earlier ones.
+   */
+  readonly decided?: () => boolean;
 }
 
 export type ProgramFactory = () => ProgramInstance;
@@ -1076,6 +1083,11 @@ function runChosen(
     if (last >= 0 && tid !== last && en.includes(last)) preemptions++;
     if (!runner.step(tid)) throw new Error(`explore: chose thread ${tid}, which is not enabled`);
     last = tid;
+    if (prog.decided?.() && !runner.isFinished()) {
+      // The outcome is fixed: end the run here, as if complete (its check gives it).
+      const run = runner.result('done');
+      return { run, message: failureOf(run, prog.check), preemptions };
+    }
   }
   const run = finish(runner);
   return { run, message: failureOf(run, prog.check), preemptions };
@@ -1245,6 +1257,10 @@ export interface MinimizeResult extends FailureSignature {
  *    skipped), trying the non-preemptive choice first, pruning runs that can no longer
  *    beat the best (more preemptions, or as many and at least as many steps). The first
  *    b at which a reproducing run exists is finished and the search stops.
+ *
+ * A run whose program reports itself decided ({@link ProgramInstance.decided}) ends at
+ * that step, so its length is the steps up to the decision: the minimal schedule then
+ * reaches the failure as early as any schedule with as few preemptions.
  *
  * Guarantee: the result always reproduces the failure (it is the replayed run) and is
  * never worse than the input in (preemptions, steps). When `exhaustive` is true, no
