@@ -1,7 +1,8 @@
 /**
  * The memmap (SPARSEMEM): per-frame struct page state in typed arrays, allocated lazily
- * per memory section, so a machine with a terabyte of physical address space costs
- * memory only for the sections whose frames are touched.
+ * per subsection (2 MiB of frames, as SPARSEMEM_VMEMMAP populates the vmemmap), so a
+ * machine with a terabyte of physical address space costs memory only for the
+ * subsections whose frames are touched.
  *
  * A section covers 2^15 frames (SECTION_SIZE_BITS = 27, x86-64) and is split into 64
  * subsections of 2 MiB; `pfn_valid` is true for frames in a present subsection, as with
@@ -67,24 +68,34 @@ export const MIGRATE_RECLAIMABLE = 2;
 export const MIGRATE_CMA = 4;
 export const MIGRATE_ISOLATE = 5;
 
-/** Per-frame arrays of one section. */
-export class SectionArrays {
-  readonly flags = new Uint32Array(PAGES_PER_SECTION);
-  readonly refcount = new Int32Array(PAGES_PER_SECTION);
+/** Frames per memmap chunk: one subsection (also one pageblock). */
+export const MEMMAP_CHUNK_PAGES = PAGES_PER_SUBSECTION;
+
+/** A frame's index in its memmap chunk's arrays. */
+export function memmap_slot(pfn: number): number {
+  return pfn & (MEMMAP_CHUNK_PAGES - 1);
+}
+
+/** Per-frame arrays of one subsection (index them with {@link memmap_slot}). */
+export class SubsectionArrays {
+  readonly flags = new Uint32Array(MEMMAP_CHUNK_PAGES);
+  readonly refcount = new Int32Array(MEMMAP_CHUNK_PAGES);
   /** Logical mapcount (the kernel stores _mapcount = mapcount - 1). */
-  readonly mapcount = new Int32Array(PAGES_PER_SECTION);
+  readonly mapcount = new Int32Array(MEMMAP_CHUNK_PAGES);
   /** Registry id of folio->mapping (address_space or anon_vma); 0 = NULL. */
-  readonly mapping = new Int32Array(PAGES_PER_SECTION);
-  readonly index = new Float64Array(PAGES_PER_SECTION);
+  readonly mapping = new Int32Array(MEMMAP_CHUNK_PAGES);
+  readonly index = new Float64Array(MEMMAP_CHUNK_PAGES);
   /** Order of the folio the frame belongs to (head and tails alike). */
-  readonly order = new Uint8Array(PAGES_PER_SECTION);
-  readonly migratetype = new Uint8Array(PAGES_PER_SECTION >> pageblock_order);
+  readonly order = new Uint8Array(MEMMAP_CHUNK_PAGES);
+  /** The pageblock's migratetype (one pageblock per subsection). */
+  readonly migratetype = new Uint8Array(Math.max(1, MEMMAP_CHUNK_PAGES >> pageblock_order));
 }
 
 export class mem_section {
   /** 64 subsections, 1 = has a memmap. */
   readonly subsection_map = new Uint8Array(64);
-  arrays: SectionArrays | null = null;
+  /** The arrays of each subsection touched so far. */
+  readonly arrays: (SubsectionArrays | undefined)[] = [];
   constructor(readonly nr: number) {}
 }
 
@@ -181,8 +192,8 @@ export class Memmap {
     return s.subsection_map[Math.floor((pfn % PAGES_PER_SECTION) / PAGES_PER_SUBSECTION)] === 1;
   }
 
-  /** The arrays for pfn's section, created and initialised on first write. */
-  arraysFor(pfn: number): SectionArrays {
+  /** The arrays for pfn's subsection, created and initialised on first write. */
+  arraysFor(pfn: number): SubsectionArrays {
     const nr = Math.floor(pfn / PAGES_PER_SECTION);
     const s = this.sections[nr];
     if (!s || !this.pfn_valid(pfn)) {
@@ -192,38 +203,40 @@ export class Memmap {
         `struct page of pfn 0x${pfn.toString(16)}, which has none`,
       );
     }
-    if (s.arrays) return s.arrays;
-    const a = new SectionArrays();
-    const base = nr * PAGES_PER_SECTION;
+    const sub = Math.floor((pfn % PAGES_PER_SECTION) / MEMMAP_CHUNK_PAGES);
+    const have = s.arrays[sub];
+    if (have) return have;
+    const a = new SubsectionArrays();
+    const base = pfn - memmap_slot(pfn);
     // Everything is reserved (refcount 1) but the RAM ranges, which start free.
     a.flags.fill(PG_reserved);
     a.refcount.fill(1);
     for (const r of this.memmapRanges) {
       if (r.kind !== 'ram') continue;
       const lo = Math.max(r.start / 4096, base) - base;
-      const hi = Math.min(r.end / 4096, base + PAGES_PER_SECTION) - base;
+      const hi = Math.min(r.end / 4096, base + MEMMAP_CHUNK_PAGES) - base;
       if (hi <= lo) continue;
       a.flags.fill(0, lo, hi);
       a.refcount.fill(0, lo, hi);
     }
     for (const r of this.memblockReserved) {
       const lo = Math.max(r.start / 4096, base) - base;
-      const hi = Math.min(r.end / 4096, base + PAGES_PER_SECTION) - base;
+      const hi = Math.min(r.end / 4096, base + MEMMAP_CHUNK_PAGES) - base;
       if (hi <= lo) continue;
       a.flags.fill(PG_reserved, lo, hi);
       a.refcount.fill(1, lo, hi);
     }
     a.migratetype.fill(MIGRATE_MOVABLE);
-    s.arrays = a;
-    this.materialized++;
+    if (!s.arrays.some((x) => x)) this.materialized++;
+    s.arrays[sub] = a;
     return a;
   }
 
   /**
-   * Read-only view: the arrays if the section was touched, else null (pristine). Reading
-   * the struct page of a pfn without one oopses, as the unpopulated vmemmap would.
+   * Read-only view: the arrays if the subsection was touched, else null (pristine).
+   * Reading the struct page of a pfn without one oopses, as the unpopulated vmemmap would.
    */
-  peek(pfn: number): SectionArrays | null {
+  peek(pfn: number): SubsectionArrays | null {
     if (!this.pfn_valid(pfn)) {
       page_fault_oops(
         vmemmap_addr(pfn),
@@ -231,7 +244,8 @@ export class Memmap {
         `struct page of pfn 0x${pfn.toString(16)}, which has none`,
       );
     }
-    return this.sections[Math.floor(pfn / PAGES_PER_SECTION)]!.arrays;
+    const s = this.sections[Math.floor(pfn / PAGES_PER_SECTION)]!;
+    return s.arrays[Math.floor((pfn % PAGES_PER_SECTION) / MEMMAP_CHUNK_PAGES)] ?? null;
   }
 
   /** Pristine value of a frame's flags (before its section was touched). */

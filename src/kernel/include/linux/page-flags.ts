@@ -22,8 +22,8 @@ import {
   PG_uptodate,
   PG_writeback,
   PG_mlocked,
-  type SectionArrays,
-  PAGES_PER_SECTION,
+  type SubsectionArrays,
+  memmap_slot,
 } from '../../mm/sparse.js';
 import type { folio, page } from './mm_types.js';
 
@@ -44,10 +44,10 @@ export function folio_pfn(f: folio): number {
 
 /** Frame index inside its section. */
 function slot(pfn: number): number {
-  return pfn % PAGES_PER_SECTION;
+  return memmap_slot(pfn);
 }
 
-function arr(pfn: number): SectionArrays {
+function arr(pfn: number): SubsectionArrays {
   return memmap().arraysFor(pfn);
 }
 
@@ -232,7 +232,7 @@ export function folio_mapcount(f: folio): number {
   const n = folio_nr_pages(f);
   const a = memmap().peek(f);
   let sum = 0;
-  if (a) for (let i = 0; i < n; i++) sum += memmap().arraysFor(f + i).mapcount[slot(f + i)]!;
+  if (a) for (let i = 0; i < n; i++) sum += memmap().peek(f + i)?.mapcount[slot(f + i)] ?? 0;
   return sum + (memmap().large.get(f)?._entire_mapcount ?? 0);
 }
 

@@ -7,14 +7,14 @@
  * @kernel include/linux/page_ref.h, include/linux/mm.h:folio_get, folio_put (all versions)
  * Locking: none (atomic).
  */
-import { memmap, PAGES_PER_SECTION } from '../../mm/sparse.js';
+import { memmap, memmap_slot } from '../../mm/sparse.js';
 import { VM_BUG_ON } from '../../kernel/panic.js';
 import { __folio_put } from '../../mm/swap.js';
 import { page_folio } from './page-flags.js';
 import type { folio, page } from './mm_types.js';
 import { pfnsan_page_ref, pfnsan_refcount_underflow } from '../../mm/pfnsan/pfnsan.js';
 
-const slot = (pfn: number): number => pfn % PAGES_PER_SECTION;
+const slot = (pfn: number): number => memmap_slot(pfn);
 
 /** page_ref_count(page) */
 export function page_ref_count(p: page): number {

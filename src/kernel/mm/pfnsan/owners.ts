@@ -1,9 +1,9 @@
 /**
  * Frame owners and generations, stored compactly.
  *
- * Per frame two 32-bit words, in typed arrays allocated lazily per memory section (as
+ * Per frame two 32-bit words, in typed arrays allocated lazily per subsection (as
  * mm/sparse.ts does for the memmap): the id of the frame's current *change* (an interned
- * (owner, thread, step) record) and its generation. A section nobody has changed costs
+ * (owner, thread, step) record) and its generation. A subsection nobody has changed costs
  * nothing; its frames have generation 0 and the owner the boot map gave them
  * ({@link OwnerTable.bootOwner}).
  *
@@ -16,7 +16,7 @@
  * the first real owner (anon memory, page cache, page table, a driver) replaces without
  * a new generation: allocation and refinement are one change of owner.
  */
-import { PAGES_PER_SECTION } from '../sparse.js';
+import { MEMMAP_CHUNK_PAGES as CHUNK } from '../sparse.js';
 import type { pfnsan_history_entry, pfnsan_owner } from './pfnsan.js';
 
 /** Changes kept per frame, the current one included. */
@@ -31,8 +31,8 @@ interface Change {
 }
 
 class OwnerSection {
-  readonly change = new Uint32Array(PAGES_PER_SECTION);
-  readonly gen = new Uint32Array(PAGES_PER_SECTION);
+  readonly change = new Uint32Array(CHUNK);
+  readonly gen = new Uint32Array(CHUNK);
 }
 
 interface BootRange {
@@ -57,7 +57,7 @@ export class OwnerTable {
   private readonly hist = new Map<number, number[]>();
   /** Boot owners by physical range; later ranges take precedence (nested reservations). */
   private readonly boot: BootRange[] = [];
-  /** Sections materialised (for the scale figures). */
+  /** Subsections materialised (for the scale figures). */
   materialized = 0;
 
   /** Interned owner objects (their identity stands for their value). */
@@ -135,14 +135,14 @@ export class OwnerTable {
     const id = this.changeId(owner, placeholder, thread, step);
     const o = this.changes[id]!.owner;
     for (let p = pfn; p < pfn + nr; p++) {
-      const nrSec = Math.floor(p / PAGES_PER_SECTION);
+      const nrSec = Math.floor(p / CHUNK);
       let sec = this.sections[nrSec];
       if (!sec) {
         sec = new OwnerSection();
         this.sections[nrSec] = sec;
         this.materialized++;
       }
-      const i = p - nrSec * PAGES_PER_SECTION;
+      const i = p - nrSec * CHUNK;
       const cur = sec.change[i]!;
       const gen = sec.gen[i]!;
       const c = cur === 0 && gen === 0 ? this.bootChange(p) : this.changes[cur]!;
@@ -166,14 +166,14 @@ export class OwnerTable {
   }
 
   gen(pfn: number): number {
-    const sec = this.sections[Math.floor(pfn / PAGES_PER_SECTION)];
-    return sec ? sec.gen[pfn % PAGES_PER_SECTION]! : 0;
+    const sec = this.sections[Math.floor(pfn / CHUNK)];
+    return sec ? sec.gen[pfn % CHUNK]! : 0;
   }
 
   private current(pfn: number): Change {
-    const sec = this.sections[Math.floor(pfn / PAGES_PER_SECTION)];
+    const sec = this.sections[Math.floor(pfn / CHUNK)];
     if (!sec) return this.bootChange(pfn);
-    const i = pfn % PAGES_PER_SECTION;
+    const i = pfn % CHUNK;
     if (sec.gen[i] === 0) return this.bootChange(pfn);
     return this.changes[sec.change[i]!]!;
   }
@@ -218,12 +218,14 @@ export class OwnerTable {
 
   /** Every frame whose owner changed since boot, with its current owner (teardown walk). */
   *changed(): Generator<[number, pfnsan_owner]> {
-    for (let s = 0; s < this.sections.length; s++) {
-      const sec = this.sections[s];
-      if (!sec) continue;
-      for (let i = 0; i < PAGES_PER_SECTION; i++) {
+    const touched: [number, OwnerSection][] = [];
+    this.sections.forEach((sec, s) => {
+      if (sec) touched.push([s, sec]);
+    });
+    for (const [s, sec] of touched) {
+      for (let i = 0; i < CHUNK; i++) {
         if (sec.gen[i] === 0) continue;
-        yield [s * PAGES_PER_SECTION + i, this.changes[sec.change[i]!]!.owner];
+        yield [s * CHUNK + i, this.changes[sec.change[i]!]!.owner];
       }
     }
   }
