@@ -32,7 +32,7 @@ import {
   MIGRATE_MOVABLE,
   MIGRATE_RECLAIMABLE,
   MIGRATE_UNMOVABLE,
-  PAGES_PER_SECTION,
+  memmap_slot,
   pageblock_nr_pages,
   pageblock_order,
   PG_anon,
@@ -143,7 +143,7 @@ export function page_zone(p: page | number): zone | undefined {
 /** get_pageblock_migratetype(page) */
 export function get_pageblock_migratetype(p: page | number): number {
   const a = memmap().peek(p);
-  if (a) return a.migratetype[(p % PAGES_PER_SECTION) >> pageblock_order]!;
+  if (a) return a.migratetype[memmap_slot(p) >> pageblock_order]!;
   return pristineMigratetype(p);
 }
 
@@ -156,7 +156,7 @@ function pristineMigratetype(p: number): number {
 
 /** set_pageblock_migratetype(page, mt) */
 export function set_pageblock_migratetype(p: page | number, mt: number): void {
-  memmap().arraysFor(p).migratetype[(p % PAGES_PER_SECTION) >> pageblock_order] = mt;
+  memmap().arraysFor(p).migratetype[memmap_slot(p) >> pageblock_order] = mt;
 }
 
 /** is_migrate_cma_page(page) */
@@ -239,7 +239,7 @@ function zonelist(gfp: number): zone[] {
 function isFreeBlock(pfn: number, order: number): boolean {
   const a = memmap().peek(pfn);
   if (!a) return false;
-  const i = pfn % PAGES_PER_SECTION;
+  const i = memmap_slot(pfn);
   return (a.flags[i]! & PG_buddy) !== 0 && a.order[i] === order;
 }
 
@@ -266,15 +266,17 @@ function takeFresh(z: zone, order: number, want: number, mts: readonly number[])
         return start;
       }
       // Another migratetype: claim a whole free pageblock for it, as
-      // steal_suitable_fallback() does with a fully free block, and put the rest of the
-      // block on the new type's free list.
+      // steal_suitable_fallback() does with a fully free block. The rest of the block is
+      // free memory of the new type, handed out in address order as expand() would: it
+      // becomes a never-used range of that type, taken before any other.
       const start = Math.ceil(r.next / pageblock_nr_pages) * pageblock_nr_pages;
       if (start + pageblock_nr_pages > r.end) continue;
       for (let p = r.next; p < start; p++) freeBlock(p, 0, false);
       r.next = start + pageblock_nr_pages;
       set_pageblock_migratetype(start, want);
-      for (let p = start + pageblock_nr_pages - n; p >= start + n; p -= n)
-        freeBlock(p, order, false);
+      if (n < pageblock_nr_pages) {
+        z.fresh.unshift({ next: start + n, end: start + pageblock_nr_pages, mt: want });
+      }
       return start;
     }
   }
@@ -299,7 +301,7 @@ function markAllocated(pfn: number, order: number): void {
   const n = 2 ** order;
   for (let i = 0; i < n; i++) {
     const a = memmap().arraysFor(pfn + i);
-    const s = (pfn + i) % PAGES_PER_SECTION;
+    const s = memmap_slot(pfn + i);
     a.flags[s] = 0;
     a.order[s] = 0;
     a.refcount[s] = 0;
@@ -319,7 +321,7 @@ function freeBlock(pfn: number, order: number, count: boolean): void {
   const n = 2 ** order;
   for (let i = 0; i < n; i++) {
     const a = memmap().arraysFor(pfn + i);
-    const s = (pfn + i) % PAGES_PER_SECTION;
+    const s = memmap_slot(pfn + i);
     a.flags[s] = PG_buddy;
     a.order[s] = order;
     a.refcount[s] = 0;
@@ -363,7 +365,7 @@ export function __alloc_pages(gfp: number, order: number): page | null {
     }
     if (pfn === null) continue;
     markAllocated(pfn, order);
-    memmap().arraysFor(pfn).refcount[pfn % PAGES_PER_SECTION] = 1;
+    memmap().arraysFor(pfn).refcount[memmap_slot(pfn)] = 1;
     // Old contents stay unless __GFP_ZERO asks for zeroed memory (prep_new_page).
     if (gfp & __GFP_ZERO) for (let i = 0; i < 2 ** order; i++) phys_clear_frame(pfn + i);
     z.nr_free -= 2 ** order;
@@ -422,7 +424,7 @@ export function bad_page(p: page, reason: string): void {
   if (show) {
     if (rl.nr_shown++ === 0) rl.resume = k.jiffies + 60 * hz;
     const a = memmap().arraysFor(p);
-    const s = p % PAGES_PER_SECTION;
+    const s = memmap_slot(p);
     pr_alert(
       `BUG: Bad page state in process ${get_current().comm}  pfn:${p.toString(16).padStart(5, '0')}`,
     );
@@ -434,13 +436,13 @@ export function bad_page(p: page, reason: string): void {
     dump_stack();
   }
   add_taint(TAINT_BAD_PAGE, LOCKDEP_NOW_UNRELIABLE);
-  memmap().arraysFor(p).mapcount[p % PAGES_PER_SECTION] = 0;
+  memmap().arraysFor(p).mapcount[memmap_slot(p)] = 0;
 }
 
 /** page_bad_reason(): the first failed free-time check of one frame, or null. */
 function page_bad_reason(pfn: number, head: boolean): string | null {
   const a = memmap().arraysFor(pfn);
-  const s = pfn % PAGES_PER_SECTION;
+  const s = memmap_slot(pfn);
   if (a.mapcount[s] !== 0) return 'nonzero mapcount';
   if (head && a.mapping[s] !== 0) return 'non-NULL mapping';
   if (head && a.refcount[s] !== 0) return 'nonzero _refcount';
@@ -457,7 +459,7 @@ function page_bad_reason(pfn: number, head: boolean): string | null {
  */
 export function free_pages_prepared(p: page, order: number): void {
   const a = memmap().arraysFor(p);
-  const s = p % PAGES_PER_SECTION;
+  const s = memmap_slot(p);
   if (a.flags[s]! & PG_anon) {
     a.mapping[s] = 0;
     a.flags[s]! &= ~PG_anon;
@@ -482,7 +484,7 @@ export function free_pages_prepared(p: page, order: number): void {
  */
 export function __free_pages(p: page, order: number): void {
   const a = memmap().arraysFor(p);
-  const s = p % PAGES_PER_SECTION;
+  const s = memmap_slot(p);
   VM_BUG_ON(
     a.refcount[s]! <= 0,
     `VM_BUG_ON_PAGE(page_ref_count(page) == 0) pfn:0x${p.toString(16)}`,
@@ -495,7 +497,7 @@ export function page_is_free(pfn: number): boolean {
   const z = page_zone(pfn);
   if (!z) return false;
   const a = memmap().peek(pfn);
-  if (a && (a.flags[pfn % PAGES_PER_SECTION]! & PG_buddy) !== 0) return true;
+  if (a && (a.flags[memmap_slot(pfn)]! & PG_buddy) !== 0) return true;
   return z.fresh.some((r) => pfn >= r.next && pfn < r.end);
 }
 
@@ -507,7 +509,7 @@ export function take_free_frame(pfn: number): boolean {
   if (!page_is_free(pfn)) return false;
   const z = page_zone(pfn)!;
   const a = memmap().peek(pfn);
-  const s = pfn % PAGES_PER_SECTION;
+  const s = memmap_slot(pfn);
   if (a && (a.flags[s]! & PG_buddy) !== 0) {
     const order = a.order[s]!;
     const n = 2 ** order;
@@ -515,8 +517,8 @@ export function take_free_frame(pfn: number): boolean {
     // Break the free block: its other frames stay free as order-0 blocks.
     for (let p = head; p < head + n; p++) {
       const aa = memmap().arraysFor(p);
-      aa.flags[p % PAGES_PER_SECTION] = 0;
-      aa.order[p % PAGES_PER_SECTION] = 0;
+      aa.flags[memmap_slot(p)] = 0;
+      aa.order[memmap_slot(p)] = 0;
     }
     for (let p = head; p < head + n; p++) if (p !== pfn) freeBlock(p, 0, false);
   } else {
@@ -565,7 +567,7 @@ export function move_freepages_block(z: zone, pfn: number, mt: number): number {
     i += parts.length - 1;
     for (let p = lo; p < hi; p++) {
       const a = memmap().arraysFor(p);
-      const s = p % PAGES_PER_SECTION;
+      const s = memmap_slot(p);
       a.flags[s] = PG_buddy;
       a.order[s] = 0;
       a.refcount[s] = 0;
@@ -582,7 +584,7 @@ export function move_freepages_block(z: zone, pfn: number, mt: number): number {
   let moved = 0;
   for (let p = start; p < end;) {
     const a = memmap().peek(p);
-    const s = p % PAGES_PER_SECTION;
+    const s = memmap_slot(p);
     if (!a || (a.flags[s]! & PG_buddy) === 0) {
       p++;
       continue;
