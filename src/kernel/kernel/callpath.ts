@@ -35,12 +35,28 @@ export function call_path(skip = 0): Frame[] {
   return parseStack(captureStack()).slice(skip);
 }
 
+let capturing = true;
+
+/**
+ * Turns the capture of {@link call_path_lazy} on or off; returns the previous setting.
+ * Model option, not kernel state: the explorer turns it off while it searches (a site's
+ * call path is printed, never decides anything) and the trace of a counterexample is
+ * replayed with it on, so every printed report has its call paths.
+ */
+export function set_call_path_capture(on: boolean): boolean {
+  const prev = capturing;
+  capturing = on;
+  return prev;
+}
+
 /**
  * The current stack captured now and unwound on first use: for sites recorded on every
  * step (lock acquisitions, leases, owner changes) whose call path is printed only if a
- * report names them. Capturing is cheap; formatting the stack is what costs.
+ * report names them. Capturing costs microseconds; formatting costs more. With capture
+ * off ({@link set_call_path_capture}), null: the site has no call path.
  */
-export function call_path_lazy(): () => Frame[] {
+export function call_path_lazy(): (() => Frame[]) | null {
+  if (!capturing) return null;
   const holder = captureStack();
   let frames: Frame[] | null = null;
   return () => (frames ??= parseStack(holder));

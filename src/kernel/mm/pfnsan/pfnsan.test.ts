@@ -10,6 +10,7 @@ import { Kernel } from '../../kernel/kernel.js';
 import { start_kernel, x86_64_e820 } from '../../init/main.js';
 import { create_user_task, exit_mm } from '../../kernel/fork.js';
 import { KernelBug } from '../../kernel/panic.js';
+import { set_call_path_capture } from '../../kernel/callpath.js';
 import { dmesg } from '../../kernel/printk.js';
 import { SchedThread, type Op } from '../../../sched/index.js';
 import type { task_struct } from '../../include/linux/sched.js';
@@ -271,6 +272,38 @@ describe('follow_pfnmap_start / follow_pfnmap_end leases (R-FPM-3)', () => {
     expect(fns(r.used)).toContain('ioremap_prot');
     expect(r.text.join('\n')).toContain('the frame has not changed owner since');
     expect(pfnsan_gen(BAR_PFN)).toBe(0);
+  });
+
+  it('with call-path capture off (the explorer searching), the same report without call paths', () => {
+    const once = (): ReturnType<typeof only> => {
+      const c = boot('6.12');
+      const vma = pfnmapVma(c, BAR_PFN);
+      run(
+        c,
+        lookup(
+          vma,
+          UADDR,
+          () => {},
+          (pfn) => remap(pfn),
+        ),
+      );
+      return only('stale-pfn');
+    };
+    const full = once();
+    const prev = set_call_path_capture(false);
+    let bare: ReturnType<typeof only>;
+    try {
+      bare = once();
+    } finally {
+      set_call_path_capture(prev);
+    }
+    expect(bare.code).toBe(full.code);
+    expect(bare.title).toBe(full.title);
+    expect(bare.text[2]).toBe(full.text[2]);
+    expect(fns(full.obtained)).toContain('follow_pfnmap_start');
+    expect(bare.obtained!.path).toEqual([]);
+    expect(bare.used.path).toEqual([]);
+    expect(bare.text).not.toContain(' follow_pfnmap_start (mm/memory.c)');
   });
 
   it('report text: KASAN layout, printed once at KERN_ERR, with the three sites and the owner history', () => {

@@ -58,10 +58,13 @@ export function now(): { thread: string; step: number } {
 /**
  * The current site, with the kernel call path (innermost first) minus pfnsan's frames.
  * The stack is captured here and unwound when `path` is first read (a report), so
- * recording a site on every step stays cheap; the result is the same either way.
+ * recording a site on every step stays cheap; the result is the same either way. While
+ * the explorer searches, call paths are not captured (kernel/callpath.ts) and `path` is
+ * empty.
  */
 export function site(what: string): pfnsan_site {
   const frames = call_path_lazy();
+  if (!frames) return { ...now(), path: [], what };
   const s = { ...now(), what } as { thread: string; step: number; what: string; path: Frame[] };
   Object.defineProperty(s, 'path', {
     enumerable: true,
