@@ -251,6 +251,14 @@ function popList(l: number[], order: number): number | null {
   return null;
 }
 
+/**
+ * Frames [r.next, start) of a never-used range are skipped to align a block: they stay
+ * never-used, as a range of their own taken before the rest of r.
+ */
+function skipTo(z: zone, r: FreshRange, start: number): void {
+  if (start > r.next) z.fresh.splice(z.fresh.indexOf(r), 0, { next: r.next, end: start, mt: r.mt });
+}
+
 function takeFresh(z: zone, order: number, want: number, mts: readonly number[]): number | null {
   const n = 2 ** order;
   for (const mt of mts) {
@@ -259,8 +267,7 @@ function takeFresh(z: zone, order: number, want: number, mts: readonly number[])
       if (mt === want || order >= pageblock_order) {
         const start = Math.ceil(r.next / n) * n;
         if (start + n > r.end) continue;
-        // Frames skipped for alignment go on the free lists as order-0 blocks.
-        for (let p = r.next; p < start; p++) freeBlock(p, 0, false);
+        skipTo(z, r, start);
         r.next = start + n;
         if (mt !== want && mt !== MIGRATE_CMA) set_pageblock_migratetype(start, want);
         return start;
@@ -271,7 +278,7 @@ function takeFresh(z: zone, order: number, want: number, mts: readonly number[])
       // becomes a never-used range of that type, taken before any other.
       const start = Math.ceil(r.next / pageblock_nr_pages) * pageblock_nr_pages;
       if (start + pageblock_nr_pages > r.end) continue;
-      for (let p = r.next; p < start; p++) freeBlock(p, 0, false);
+      skipTo(z, r, start);
       r.next = start + pageblock_nr_pages;
       set_pageblock_migratetype(start, want);
       if (n < pageblock_nr_pages) {
