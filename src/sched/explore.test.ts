@@ -25,6 +25,7 @@ import {
   rwsem,
   type Plans,
 } from './explore.fixtures.js';
+import { labelled } from './labels.fixtures.js';
 import { Runner, type TraceStep } from './runner.js';
 import { point, type Op } from './step.js';
 import { ExclusiveLock, RwSemaphore } from './sync.js';
@@ -771,5 +772,59 @@ describe('minimize', () => {
   it('keeps the deadlock of ABBA at 1 preemption, 2 steps', () => {
     const m = minimize(abba(), [0, 1]);
     expect(m).toMatchObject({ schedule: [0, 1], status: 'deadlock', preemptions: 1, steps: 2 });
+  });
+});
+
+describe('ProgramInstance hooks: labels and failure', () => {
+  it('without hooks, labels stay empty and failures keep the default messages', () => {
+    const r = explore(abba());
+    expect(r.labels).toEqual({});
+    expect(r.failures[0]!.message).toMatch(/^deadlock: /);
+  });
+
+  it('labels are counted per execution that ran to its end, in every mode', () => {
+    // Lost update, 2 threads: 4 traces, 2 of which lose an update.
+    const seq = explore(labelled('increment', false, 2));
+    expect(seq.labels).toEqual({ done: 4, failed: 2 });
+    const src = explore(labelled('increment', false, 2), { algorithm: 'source' });
+    expect(src.labels.done).toBe(src.executions - src.sleepBlocked);
+    const bounded = explore(labelled('increment', false, 2), { maxPreemptions: 0 });
+    expect(bounded.labels).toEqual({ done: bounded.executions });
+    const rnd = explore(labelled('increment', false, 2), { random: { runs: 20, seed: 3 } });
+    expect(rnd.labels.done).toBe(20);
+    expect(rnd.labels.failed).toBe(rnd.failures.length);
+  });
+
+  it('step-limited executions are not labelled', () => {
+    const r = explore(labelled('criticalSections', 2, 2), { maxSteps: 3 });
+    expect(r.stepLimited).toBeGreaterThan(0);
+    expect(r.labels.done ?? 0).toBe(r.executions - r.stepLimited - r.sleepBlocked);
+  });
+
+  it('failure gives the message of every status, deadlocks and crashes included', () => {
+    const d = explore(labelled('abba'));
+    expect(d.failures.map((f) => f.message)).toEqual(d.failures.map((f) => `${f.status}!`));
+    expect(d.failures.some((f) => f.status === 'deadlock')).toBe(true);
+    // minimize compares the program's own messages.
+    const m = minimize(labelled('abba'), d.failures[0]!.schedule);
+    expect(m.message).toBe('deadlock!');
+    expect(m.preemptions).toBe(1);
+    const crash = explore(() => ({
+      threads: [
+        {
+          name: 'T0',
+          op: (function* (): Op<void> {
+            yield* point('x', 'write');
+            throw new RangeError('boom');
+          })(),
+        },
+      ],
+      failure: (run) => `mine: ${run.status}`,
+      labels: (run) => [run.status],
+    }));
+    expect(crash.failures.map((f) => [f.status, f.message])).toEqual([
+      ['crashed', 'mine: crashed'],
+    ]);
+    expect(crash.labels).toEqual({ crashed: 1 });
   });
 });

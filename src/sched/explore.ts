@@ -84,6 +84,19 @@ export interface ProgramInstance {
   /** Returns a failure message, or null when the final state is fine. */
   readonly check?: () => string | null;
   /**
+   * The program's own classification of a finished run of any status but 'step-limit'
+   * (crashed and deadlocked runs too): a failure message, or null when the run is fine.
+   * When given, it replaces the default (the deadlock and crash messages, then `check`)
+   * wherever a failure is decided: exploration, {@link minimize}, {@link countPreemptions}.
+   */
+  readonly failure?: (run: RunResult) => string | null;
+  /**
+   * Labels of a finished run, counted per execution into {@link ExploreResult.labels}
+   * (runs cut at maxSteps and sleep-set blocked runs are not labelled). Lets a caller
+   * tally outcomes without `onExecution`, which cannot cross worker threads.
+   */
+  readonly labels?: (run: RunResult) => readonly string[];
+  /**
    * True once the run's outcome can no longer change, whatever runs next (a sanitizer
    * report that decides the verdict). {@link minimize} and {@link countPreemptions} end
    * such a run there, as a completed one; exploration runs every execution to its end,
@@ -179,6 +192,11 @@ export interface ExploreResult {
   readonly complete: boolean;
   /** Failures in the order found; `failures[0].schedule` is the one to minimise. */
   readonly failures: ExploreFailure[];
+  /**
+   * How many labelled executions carried each label ({@link ProgramInstance.labels}),
+   * keys in the order first seen; empty when the program gives no labels.
+   */
+  readonly labels: Record<string, number>;
 }
 
 /** What the dependency relation needs to know about a step. */
@@ -286,7 +304,11 @@ function finish(runner: Runner): RunResult {
   return runner.run([]);
 }
 
-function failureOf(run: RunResult, check: (() => string | null) | undefined): string | null {
+function failureOf(run: RunResult, prog: ProgramInstance): string | null {
+  if (prog.failure) {
+    return run.status === 'step-limit' || run.status === 'bad-schedule' ? null : prog.failure(run);
+  }
+  const check = prog.check;
   if (run.status === 'deadlock') {
     return `deadlock: ${run.blocked.map((b) => `${b.thread} waits for ${b.obj}${b.what ? ` in ${b.what}` : ''}`).join(', ')}`;
   }
@@ -352,6 +374,7 @@ class Tally {
   infeasible = 0;
   totalSteps = 0;
   readonly failures: ExploreFailure[] = [];
+  readonly labels: Record<string, number> = {};
   private readonly maxExecutions: number;
   private readonly maxTotalSteps: number;
   private readonly every: number;
@@ -371,6 +394,11 @@ class Tally {
     if (message === null) return false;
     this.failures.push({ schedule: [...run.schedule], status: run.status, message, preemptions });
     return this.opts.stopOnFailure === true;
+  }
+
+  /** Counts the labels of a finished (not sleep-set blocked, not step-limited) run. */
+  label(prog: ProgramInstance, run: RunResult): void {
+    if (prog.labels) countLabels(this.labels, prog.labels(run));
   }
 
   progress(fraction: () => number): void {
@@ -395,8 +423,13 @@ class Tally {
       totalSteps: this.totalSteps,
       complete,
       failures: this.failures,
+      labels: this.labels,
     };
   }
+}
+
+function countLabels(into: Record<string, number>, labels: readonly string[]): void {
+  for (const l of labels) into[l] = (into[l] ?? 0) + 1;
 }
 
 /**
@@ -579,10 +612,8 @@ function exploreOptimal(
       run = runner.result('done', 'sleep-set blocked');
     }
     opts.onExecution?.(run, { sleepBlocked: end === 'sleep' });
-    if (
-      end === 'final' &&
-      t.record(run, failureOf(run, prog.check), preemptionsOf(events, nodes))
-    ) {
+    if (end === 'final') t.label(prog, run);
+    if (end === 'final' && t.record(run, failureOf(run, prog), preemptionsOf(events, nodes))) {
       stopped = true;
     }
     t.progress(fraction);
@@ -750,7 +781,8 @@ function exploreBounded(
       run = runner.result('step-limit');
     } else run = finish(runner);
     opts.onExecution?.(run, { sleepBlocked: false });
-    const stop = !limited && t.record(run, failureOf(run, prog.check), pre[d]!);
+    if (!limited) t.label(prog, run);
+    const stop = !limited && t.record(run, failureOf(run, prog), pre[d]!);
     t.progress(() => pathFraction(seen.slice(rootDepth, d)));
     if (stop) return t.result(false);
     let b = d - 1;
@@ -884,8 +916,9 @@ function exploreSource(
       run = runner.result('done', 'sleep-set blocked');
     }
     opts.onExecution?.(run, { sleepBlocked: end === 'sleep' });
+    if (end === 'final') t.label(prog, run);
     const stop =
-      end === 'final' && t.record(run, failureOf(run, prog.check), preemptionsOf(events, nodes));
+      end === 'final' && t.record(run, failureOf(run, prog), preemptionsOf(events, nodes));
     t.progress(fraction);
     if (stop) return t.result(false);
 
@@ -1061,13 +1094,15 @@ interface ChosenRun {
   /** The failure message after a completed run (null when fine or step-limited). */
   readonly message: string | null;
   readonly preemptions: number;
+  /** The program's labels of the run (with `labels`; none when step-limited). */
+  readonly labels?: readonly string[];
 }
 
 /** One execution of a fresh instance, each step's thread picked by `choose`. */
 function runChosen(
   factory: ProgramFactory,
   choose: Chooser,
-  opts: { readonly record?: boolean; readonly maxSteps?: number } = {},
+  opts: { readonly record?: boolean; readonly maxSteps?: number; readonly labels?: boolean } = {},
 ): ChosenRun {
   const { runner, prog } = build(factory, opts.record ?? false);
   const maxSteps = opts.maxSteps ?? Number.POSITIVE_INFINITY;
@@ -1086,11 +1121,15 @@ function runChosen(
     if (prog.decided?.() && !runner.isFinished()) {
       // The outcome is fixed: end the run here, as if complete (its check gives it).
       const run = runner.result('done');
-      return { run, message: failureOf(run, prog.check), preemptions };
+      return { run, message: failureOf(run, prog), preemptions, ...labelsOf(run) };
     }
   }
   const run = finish(runner);
-  return { run, message: failureOf(run, prog.check), preemptions };
+  return { run, message: failureOf(run, prog), preemptions, ...labelsOf(run) };
+
+  function labelsOf(run: RunResult): { labels?: readonly string[] } {
+    return opts.labels && prog.labels ? { labels: prog.labels(run) } : {};
+  }
 }
 
 /** The Runner's rule past the end of a schedule: the last thread continues, else the lowest id. */
@@ -1147,7 +1186,9 @@ function sample(factory: ProgramFactory, opts: ExploreOptions): ExploreResult {
   const runOpts = {
     ...(opts.record !== undefined ? { record: opts.record } : {}),
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
+    labels: true,
   };
+  const labels: Record<string, number> = {};
   const mode = opts.random ?? opts.pct!;
   const rng = new Prng(mode.seed);
   const failures: ExploreFailure[] = [];
@@ -1163,6 +1204,7 @@ function sample(factory: ProgramFactory, opts: ExploreOptions): ExploreResult {
     totalSteps,
     complete: false,
     failures,
+    labels,
   });
   /** Runs and records one execution. */
   const one = (choose: Chooser): ChosenRun => {
@@ -1171,6 +1213,7 @@ function sample(factory: ProgramFactory, opts: ExploreOptions): ExploreResult {
     totalSteps += r.run.steps;
     if (r.run.status === 'step-limit') stepLimited++;
     opts.onExecution?.(r.run, { sleepBlocked: false });
+    if (r.labels) countLabels(labels, r.labels);
     if (r.message !== null) {
       failures.push({
         schedule: [...r.run.schedule],

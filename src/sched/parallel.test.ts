@@ -9,12 +9,14 @@ import {
   dependent,
   explore,
   exploreSubtree,
+  formatSchedule,
   type ExploreOptions,
   type ExploreProgress,
   type ProgramFactory,
 } from './explore.js';
 import * as fixtures from './explore.fixtures.js';
-import { exploreParallel, splitTasks, type ParallelResult } from './parallel.js';
+import { labelled } from './labels.fixtures.js';
+import { exploreParallel, splitTasks, WorkerPool, type ParallelResult } from './parallel.js';
 import { loadProgram } from './program-module.js';
 import { Runner } from './runner.js';
 
@@ -338,4 +340,87 @@ describe('exploreParallel from the built JavaScript (dist/)', () => {
       expect(got.failures).toEqual(seq.failures.map((f) => f.message).sort());
     },
   );
+});
+
+const LABELLED = new URL('./labels.fixtures.ts', import.meta.url).href;
+
+describe('exploreParallel: labels, stopOnFailure and a shared pool', () => {
+  it('labels are summed over the tasks: the sequential counts', async () => {
+    const programs: [Parameters<typeof labelled>[0], ...unknown[]][] = [
+      ['criticalSections', 3, 2],
+      ['increment', false, 3],
+    ];
+    for (const args of programs) {
+      const seq = explore(labelled(...args));
+      const par = await exploreParallel(
+        { module: LABELLED, export: 'labelled', args: [...args] },
+        { jobs: 2 },
+      );
+      expect(par.complete).toBe(true);
+      expect(par.labels, args[0]).toEqual(seq.labels);
+      expect(par.labels.done).toBe(par.executions - par.sleepBlocked);
+      expect(par.failures.map((f) => f.message).sort()).toEqual(
+        seq.failures.map((f) => f.message).sort(),
+      );
+    }
+  });
+
+  it('stopOnFailure counts the tasks up to the first failing one, in task order', async () => {
+    const f = labelled('increment', false, 3);
+    // What the merge must give: tasks in order, each stopping at its own first failure,
+    // up to and including the first task that fails.
+    const { tasks } = splitTasks(f, {}, 2 * 8);
+    let executions = 0;
+    let first: string | undefined;
+    for (const t of tasks) {
+      const r = exploreSubtree(f, { stopOnFailure: true }, t);
+      executions += r.executions;
+      if (r.failures.length > 0) {
+        first = formatSchedule(r.failures[0]!.schedule);
+        break;
+      }
+    }
+    expect(first).toBeDefined();
+    for (let i = 0; i < 2; i++) {
+      const par = await exploreParallel(
+        { module: LABELLED, export: 'labelled', args: ['increment', false, 3] },
+        { jobs: 2, stopOnFailure: true },
+      );
+      expect(par.complete).toBe(false);
+      expect(par.executions).toBe(executions);
+      expect(par.failures.map((x) => formatSchedule(x.schedule))).toEqual([first]);
+    }
+  });
+
+  it('a shared pool serves several explorations and module calls, and stays open', async () => {
+    const pool = new WorkerPool(2);
+    try {
+      const a = await exploreParallel(
+        { module: FIXTURES, export: 'criticalSections', args: [3, 2] },
+        { pool },
+      );
+      const b = await exploreParallel(
+        { module: FIXTURES, export: 'increment', args: [false, 3] },
+        { pool },
+      );
+      expect(a.jobs).toBe(2);
+      expect(a.executions - a.sleepBlocked).toBe(90);
+      expect(b.executions - b.sleepBlocked).toBe(explore(fixtures.increment(false, 3)).executions);
+      const plans = await pool.call({
+        module: FIXTURES,
+        export: 'randomPlans',
+        args: [5, 2, 3, 2],
+      });
+      expect(plans).toEqual(fixtures.randomPlans(5, 2, 3, 2));
+      await expect(pool.call({ module: FIXTURES, export: 'nope' })).rejects.toThrow(
+        /export 'nope' is not a function/,
+      );
+      // A failed call leaves the pool usable.
+      expect(
+        await pool.call({ module: FIXTURES, export: 'randomPlans', args: [5, 2, 3, 2] }),
+      ).toEqual(plans);
+    } finally {
+      await pool.close();
+    }
+  });
 });

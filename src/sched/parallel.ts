@@ -13,9 +13,10 @@
  * `jobs * tasksPerJob` tasks or nothing is left to expand. With `maxPreemptions` the
  * tasks are simply the schedule prefixes within the bound, with no sleep sets.
  *
- * Workers. Each worker imports the program module (see {@link ProgramModule}) once,
- * then runs {@link exploreSubtree} on each task it is handed; tasks are handed out in
- * depth-first order to whichever worker is free. Inside a task the exploration is the
+ * Workers (pool.ts, started per exploration or shared through `pool`). A worker imports
+ * the program module (see {@link ProgramModule}) once, then runs {@link exploreSubtree}
+ * on each task it is handed; tasks are handed out in depth-first order to whichever
+ * worker is free. Inside a task the exploration is the
  * sequential one, except at the boundary: races whose reversal would start above the
  * task's root are dropped, since every thread there has its own task; and, for
  * optimal-DPOR, the sleeping threads a task inherits block a wakeup sequence only when
@@ -28,22 +29,19 @@
  * only; checked against the sequential explorer on 107 programs split 5 ways each
  * (parallel.test.ts), not proved.
  *
- * Merge. Counts are summed; failures are listed in task order (within a task, in the
- * order found). Budgets (`maxExecutions`, `maxTotalSteps`) are split: each task gets
- * what is left when it starts, so the total may exceed a budget by what the tasks
- * running at that moment spend. `stopOnFailure` stops handing out tasks and ends the
- * workers at the first failure. `onExecution` is not available (it cannot cross
- * threads); `onProgress` receives the summed counts, with the estimate combining the
- * tasks' weights and each running task's own estimate.
- *
- * The worker entry resolves both from the TypeScript sources (tests, through tsx's
- * loader, registered in the worker) and from the built JavaScript (dist/). A program
- * module written in TypeScript also gets the loader.
+ * Merge. Counts and labels (ProgramInstance.labels) are summed in task order;
+ * failures are listed in task order (within a task, in the order found). Budgets
+ * (`maxExecutions`, `maxTotalSteps`) are split: each task gets what is left when it
+ * starts, so the total may exceed a budget by what the tasks running at that moment
+ * spend. `stopOnFailure`: each task stops at its own first failure; once task i has
+ * failed, no later task is handed out, running later tasks are cancelled, and tasks
+ * before i run to their end; the result counts tasks 0..i only and keeps the first
+ * failure in task order, so it does not depend on the workers' timing (but it may be
+ * another failure than the sequential explorer's first). `onExecution` is not available
+ * (it cannot cross threads); `onProgress` receives the summed counts, with the estimate
+ * combining the tasks' weights and each running task's own estimate.
  */
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import {
   dependentInfo,
   depHb,
@@ -56,13 +54,23 @@ import {
   type StepInfo,
 } from './explore.js';
 import { Runner } from './runner.js';
-import { loadProgram, moduleUrl, type ProgramModule } from './program-module.js';
+import { loadProgram, type ProgramModule } from './program-module.js';
+import { Cancelled, isTypeScript, WorkerPool, type PoolWorker, type ToWorker } from './pool.js';
 
 export type { ProgramModule } from './program-module.js';
+export { WorkerPool } from './pool.js';
 
 export interface ParallelOptions extends Omit<ExploreOptions, 'onExecution' | 'random' | 'pct'> {
-  /** Worker threads (default: the machine's available parallelism). */
+  /**
+   * Worker threads (default: the pool's size, else the machine's available parallelism);
+   * never more than the tasks.
+   */
   readonly jobs?: number;
+  /**
+   * Workers to use (see pool.ts), kept when the exploration ends; by default the
+   * exploration starts its own and terminates them at the end.
+   */
+  readonly pool?: WorkerPool;
   /** Tasks to aim for per worker when splitting (default 8). */
   readonly tasksPerJob?: number;
   /**
@@ -89,32 +97,6 @@ export interface Task {
   readonly weight: number;
 }
 
-/** Messages between the main thread and a worker (internal). */
-export type ToWorker =
-  | { readonly type: 'task'; readonly id: number; readonly task: Task; readonly opts: WireOptions }
-  | { readonly type: 'exit' };
-export type FromWorker =
-  | { readonly type: 'ready' }
-  | {
-      readonly type: 'progress';
-      readonly id: number;
-      readonly executions: number;
-      readonly totalSteps: number;
-      readonly fractionDone: number;
-    }
-  | {
-      readonly type: 'result';
-      readonly id: number;
-      readonly result: ExploreResult;
-      readonly schedules?: number[][];
-    }
-  | { readonly type: 'error'; readonly message: string };
-
-/** The options a worker gets (plain data). */
-export type WireOptions = Omit<ParallelOptions, 'onProgress' | 'jobs' | 'tasksPerJob'> & {
-  readonly reportProgress: boolean;
-};
-
 /**
  * Splits the exploration of `factory` into tasks (see the module comment). Exported for
  * tests; {@link exploreParallel} calls it.
@@ -139,46 +121,54 @@ export function splitTasks(
       if (tasks[i]!.open && (idx < 0 || tasks[i]!.weight > tasks[idx]!.weight)) idx = i;
     }
     if (idx < 0) break;
-    const t = tasks[idx]!;
+    let t = tasks[idx]!;
     const prog = factory();
     const runner = new Runner({ record: false });
     for (const th of prog.threads) runner.spawn(th.name, th.op, th.ctx);
     let pre = 0;
-    for (let d = 0; d < t.prefix.length; d++) {
-      const tid = t.prefix[d]!;
+    const stepTo = (d: number, tid: number): void => {
       const last = d > 0 ? t.prefix[d - 1]! : -1;
       if (last >= 0 && tid !== last && runner.enabled().some((x) => x.id === last)) pre++;
       if (!runner.step(tid)) throw new Error(`parallel: task prefix not runnable at step ${d}`);
-    }
-    const en = runner.isFinished() ? [] : runner.enabled().map((x) => x.id);
-    if (en.length === 0 || t.prefix.length >= maxSteps) {
-      t.open = false;
-      continue;
-    }
-    const pending: (StepInfo | null)[] = runner.threads.map((x) =>
-      x.done || x.pending === null ? null : stepInfo(x.pending),
-    );
+    };
+    for (let d = 0; d < t.prefix.length; d++) stepTo(d, t.prefix[d]!);
     let children: Open[];
-    if (bounded) {
-      const last = t.prefix.at(-1) ?? -1;
-      const free = last < 0 || !en.includes(last);
-      const cands = en.filter((c) => pre + (free || c === last ? 0 : 1) <= opts.maxPreemptions!);
-      boundPruned += en.length - cands.length;
-      children = cands.map((c) => ({
-        prefix: [...t.prefix, c],
-        sleep: [],
-        weight: t.weight / cands.length,
-        open: true,
-      }));
-    } else {
-      const sleep = new Set(t.sleep);
-      const cands = en.filter((c) => !sleep.has(c));
-      children = cands.map((c, k) => ({
-        prefix: [...t.prefix, c],
-        sleep: [...t.sleep, ...cands.slice(0, k)].filter((q) => !depFn(pending[q]!, pending[c]!)),
-        weight: t.weight / cands.length,
-        open: true,
-      }));
+    // A node with one candidate is stepped through here rather than in another round.
+    for (;;) {
+      const en = runner.isFinished() ? [] : runner.enabled().map((x) => x.id);
+      if (en.length === 0 || t.prefix.length >= maxSteps) {
+        children = [{ ...t, open: false }];
+        break;
+      }
+      const pending: (StepInfo | null)[] = runner.threads.map((x) =>
+        x.done || x.pending === null ? null : stepInfo(x.pending),
+      );
+      if (bounded) {
+        const last = t.prefix.at(-1) ?? -1;
+        const free = last < 0 || !en.includes(last);
+        const cands = en.filter((c) => pre + (free || c === last ? 0 : 1) <= opts.maxPreemptions!);
+        boundPruned += en.length - cands.length;
+        children = cands.map((c) => ({
+          prefix: [...t.prefix, c],
+          sleep: [],
+          weight: t.weight / cands.length,
+          open: true,
+        }));
+      } else {
+        const sleep = new Set(t.sleep);
+        const cands = en.filter((c) => !sleep.has(c));
+        children = cands.map((c, k) => ({
+          prefix: [...t.prefix, c],
+          sleep: [...t.sleep, ...cands.slice(0, k)].filter((q) => !depFn(pending[q]!, pending[c]!)),
+          weight: t.weight / cands.length,
+          open: true,
+        }));
+      }
+      if (children.length !== 1) break;
+      const d = t.prefix.length;
+      const only = children[0]!;
+      stepTo(d, only.prefix[d]!);
+      t = only;
     }
     // No candidate: every trace from here starts with a sleeping thread (another task's).
     if (children.length === 0) droppedWeight += t.weight;
@@ -191,50 +181,44 @@ export function splitTasks(
   };
 }
 
-/** How to start a worker running parallel-worker, from sources or from dist. */
-function startWorker(program: ProgramModule): Worker {
-  const self = import.meta.url;
-  const fromTs = /\.ts$/.test(new URL(self).pathname);
-  const entry = new URL(fromTs ? './parallel-worker.ts' : './parallel-worker.js', self).href;
-  const needTsx = fromTs || /\.[cm]?tsx?$/.test(new URL(moduleUrl(program.module)).pathname);
-  if (!needTsx) return new Worker(new URL(entry), { workerData: { program } });
-  // tsx's ESM loader, registered inside the worker before the entry is imported.
-  const req = createRequire(self);
-  const api = pathToFileURL(req.resolve('tsx/esm/api').replace(/index\.cjs$/, 'index.mjs')).href;
-  const code =
-    `import(${JSON.stringify(api)}).then((m) => { m.register(); ` +
-    `return import(${JSON.stringify(entry)}); });`;
-  return new Worker(code, { eval: true, workerData: { program } });
-}
+/** The plain-data options a worker gets with a task. */
+type WireOptions = Extract<ToWorker, { type: 'task' }>['opts'];
 
 /**
  * Explores the program named by `program` with `jobs` worker threads. Same result as
  * {@link explore} in traces and failures (see the module comment for what differs:
  * failure order, budgets, sleep-set blocked executions of tasks with no traces).
+ * Deterministic when no budget cuts it: the same program and options give the same
+ * result whatever the timing of the workers.
  */
 export async function exploreParallel(
   program: ProgramModule,
   opts: ParallelOptions = {},
 ): Promise<ParallelResult> {
-  const jobs = Math.max(1, Math.floor(opts.jobs ?? availableParallelism()));
+  const jobs = Math.max(1, Math.floor(opts.jobs ?? opts.pool?.size ?? availableParallelism()));
   const factory = await loadProgram(program);
   const split = splitTasks(factory, opts, jobs * Math.max(1, opts.tasksPerJob ?? 8));
   const tasks = split.tasks;
   const every = Math.max(1, opts.progressEvery ?? 1000);
-  const { onProgress, jobs: _j, tasksPerJob: _t, ...rest } = opts;
+  const { onProgress, jobs: _j, tasksPerJob: _t, pool: _p, ...rest } = opts;
   const maxExecutions = opts.maxExecutions ?? Number.POSITIVE_INFINITY;
   const maxTotalSteps = opts.maxTotalSteps ?? Number.POSITIVE_INFINITY;
+  const n = Math.max(1, Math.min(jobs, tasks.length, opts.pool?.size ?? jobs));
+  const pool = opts.pool ?? new WorkerPool(n, { typescript: isTypeScript(program.module) });
 
   const results: (ExploreResult | undefined)[] = new Array(tasks.length);
   const schedules: (number[][] | undefined)[] = new Array(tasks.length);
   const running = new Map<number, { executions: number; totalSteps: number; fraction: number }>();
+  const busy = new Map<number, PoolWorker>();
   let doneExec = 0;
   let doneSteps = 0;
   let doneWeight = split.droppedWeight;
   let failures = 0;
   let lastReport = 0;
   let next = 0;
-  let stop = false;
+  /** With stopOnFailure: the lowest task with a failure; later tasks do not count. */
+  let cut = Number.POSITIVE_INFINITY;
+  let error: unknown = undefined;
 
   const report = (): void => {
     if (!onProgress) return;
@@ -259,76 +243,76 @@ export async function exploreParallel(
     onProgress(p);
   };
 
-  const n = Math.min(jobs, tasks.length);
-  const workers: Worker[] = [];
-  try {
-    await new Promise<void>((resolveAll, rejectAll) => {
-      let live = n;
-      const finishOne = (): void => {
-        if (--live === 0) resolveAll();
-      };
-      const dispatch = (w: Worker): void => {
-        const budgetLeft = doneExec < maxExecutions && doneSteps < maxTotalSteps;
-        if (stop || next >= tasks.length || !budgetLeft) {
-          w.postMessage({ type: 'exit' } satisfies ToWorker);
-          return;
-        }
-        const id = next++;
-        running.set(id, { executions: 0, totalSteps: 0, fraction: 0 });
-        const wire: WireOptions = {
-          ...rest,
-          ...(Number.isFinite(maxExecutions) ? { maxExecutions: maxExecutions - doneExec } : {}),
-          ...(Number.isFinite(maxTotalSteps) ? { maxTotalSteps: maxTotalSteps - doneSteps } : {}),
-          reportProgress: onProgress !== undefined,
-          progressEvery: Math.max(1, Math.floor(every / n)),
-        };
-        w.postMessage({ type: 'task', id, task: tasks[id]!, opts: wire } satisfies ToWorker);
-      };
-      for (let i = 0; i < n; i++) {
-        const w = startWorker(program);
-        workers.push(w);
-        let exited = false;
-        w.on('message', (m: FromWorker) => {
-          if (m.type === 'ready') dispatch(w);
-          else if (m.type === 'progress') {
-            running.set(m.id, {
-              executions: m.executions,
-              totalSteps: m.totalSteps,
-              fraction: m.fractionDone,
-            });
-            report();
-          } else if (m.type === 'result') {
-            running.delete(m.id);
-            results[m.id] = m.result;
-            schedules[m.id] = m.schedules;
-            doneExec += m.result.executions;
-            doneSteps += m.result.totalSteps;
-            doneWeight += tasks[m.id]!.weight;
-            failures += m.result.failures.length;
-            if (opts.stopOnFailure && m.result.failures.length > 0 && !stop) {
-              stop = true;
-              for (const other of workers) if (other !== w) void other.terminate();
-            }
-            report();
-            dispatch(w);
-          } else {
-            rejectAll(new Error(`parallel worker: ${m.message}`));
-          }
-        });
-        w.on('error', (e) => rejectAll(e));
-        w.on('exit', (code) => {
-          if (exited) return;
-          exited = true;
-          if (code !== 0 && !stop) rejectAll(new Error(`parallel worker exited with code ${code}`));
-          else finishOne();
-        });
+  /** One lane: takes the next task, runs it on a worker, until none is left. */
+  const lane = async (): Promise<void> => {
+    for (;;) {
+      const budgetLeft = doneExec < maxExecutions && doneSteps < maxTotalSteps;
+      if (error !== undefined || next >= tasks.length || next > cut || !budgetLeft) return;
+      const id = next++;
+      const w = await pool.acquire();
+      if (error !== undefined || id > cut) {
+        pool.release(w);
+        return;
       }
-    });
+      busy.set(id, w);
+      running.set(id, { executions: 0, totalSteps: 0, fraction: 0 });
+      const wire: WireOptions = {
+        ...rest,
+        ...(Number.isFinite(maxExecutions) ? { maxExecutions: maxExecutions - doneExec } : {}),
+        ...(Number.isFinite(maxTotalSteps) ? { maxTotalSteps: maxTotalSteps - doneSteps } : {}),
+        reportProgress: onProgress !== undefined,
+        progressEvery: Math.max(1, Math.floor(every / n)),
+      };
+      let m;
+      try {
+        m = await w.request({ type: 'task', id, program, task: tasks[id]!, opts: wire }, (p) => {
+          if (p.type !== 'progress') return;
+          running.set(id, {
+            executions: p.executions,
+            totalSteps: p.totalSteps,
+            fraction: p.fractionDone,
+          });
+          report();
+        });
+      } catch (e) {
+        busy.delete(id);
+        running.delete(id);
+        if (e instanceof Cancelled) return;
+        pool.release(w);
+        if (error === undefined) {
+          error = new Error(`parallel worker: ${e instanceof Error ? e.message : String(e)}`);
+          for (const other of busy.values()) pool.cancel(other);
+        }
+        return;
+      }
+      busy.delete(id);
+      running.delete(id);
+      pool.release(w);
+      if (m.type !== 'result') throw new Error('parallel: unexpected answer from a worker');
+      results[id] = m.result;
+      schedules[id] = m.schedules;
+      doneExec += m.result.executions;
+      doneSteps += m.result.totalSteps;
+      doneWeight += tasks[id]!.weight;
+      failures += m.result.failures.length;
+      if (opts.stopOnFailure && m.result.failures.length > 0 && id < cut) {
+        // Earlier tasks still count (they may hold an earlier failure); later ones not.
+        cut = id;
+        for (const [j, other] of busy) if (j > cut) pool.cancel(other);
+      }
+      report();
+    }
+  };
+
+  try {
+    await Promise.all(Array.from({ length: n }, lane));
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    if (!opts.pool) await pool.close();
   }
+  if (error !== undefined) throw error;
 
   const all: ExploreFailure[] = [];
+  const labels: Record<string, number> = {};
   let executions = 0;
   let sleepBlocked = 0;
   let stepLimited = 0;
@@ -337,7 +321,8 @@ export async function exploreParallel(
   let totalSteps = 0;
   let complete = boundPruned === 0;
   let tasksRun = 0;
-  for (const r of results) {
+  const counted = results.slice(0, Math.min(results.length, cut + 1));
+  for (const r of counted) {
     if (!r) {
       complete = false;
       continue;
@@ -351,6 +336,7 @@ export async function exploreParallel(
     totalSteps += r.totalSteps;
     complete &&= r.complete;
     all.push(...r.failures);
+    for (const [k, v] of Object.entries(r.labels)) labels[k] = (labels[k] ?? 0) + v;
   }
   const failed = opts.stopOnFailure === true && all.length > 0;
   return {
@@ -362,9 +348,12 @@ export async function exploreParallel(
     totalSteps,
     complete: complete && !failed,
     failures: failed ? all.slice(0, 1) : all,
+    labels,
     tasks: tasks.length,
     tasksRun,
     jobs: n,
-    ...(opts.collectSchedules ? { schedules: schedules.flatMap((x) => x ?? []) } : {}),
+    ...(opts.collectSchedules
+      ? { schedules: schedules.slice(0, counted.length).flatMap((x) => x ?? []) }
+      : {}),
   };
 }

@@ -1,8 +1,8 @@
 /**
  * A program named by module, so that a worker thread can rebuild it: the worker imports
  * `module` and takes the export `export`; with `args`, the export is called with them
- * (they must survive JSON) and returns the {@link ProgramFactory}; without, the export
- * is the factory itself.
+ * (they must survive structured cloning) and returns the {@link ProgramFactory}, or a
+ * promise of it; without, the export is the factory itself.
  */
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,7 +29,7 @@ export async function loadProgram(p: ProgramModule): Promise<ProgramFactory> {
     throw new Error(`program module ${p.module}: export '${p.export}' is not a function`);
   }
   if (p.args === undefined) return x as ProgramFactory;
-  const f = (x as (...a: unknown[]) => unknown)(...p.args);
+  const f: unknown = await (x as (...a: unknown[]) => unknown)(...p.args);
   if (typeof f !== 'function') {
     throw new Error(
       `program module ${p.module}: ${p.export}(...args) did not return a program factory`,
