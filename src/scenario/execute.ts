@@ -10,6 +10,7 @@
  * both paths see identical kernel behaviour.
  */
 import { performance } from 'node:perf_hooks';
+import { exploreParallel, type WorkerPool } from '../sched/parallel.js';
 import {
   Runner,
   countPreemptions,
@@ -20,7 +21,6 @@ import {
   parseSchedule,
   type ExploreOptions,
   type ExploreResult,
-  type FailureSignature,
   type Op,
   type ProgramFactory,
   type ProgramThread,
@@ -33,7 +33,7 @@ import { create_kthread } from '../kernel/kernel/fork.js';
 import type { task_struct } from '../kernel/include/linux/sched.js';
 import { since as kernelSince } from '../kernel/version.js';
 import { pfnsan_reports, type pfnsan_report } from '../kernel/mm/pfnsan/pfnsan.js';
-import type { Frame } from '../kernel/kernel/callpath.js';
+import { set_call_path_capture, type Frame } from '../kernel/kernel/callpath.js';
 import {
   TRACE_FORMAT,
   TRACE_VERSION,
@@ -249,6 +249,22 @@ export function runScenario(
   schedule: readonly number[] | string = [],
   opts: RunOptions = {},
 ): Trace {
+  // A trace is what gets printed: its reports carry their call paths.
+  const prev = set_call_path_capture(true);
+  try {
+    return traceOf(s, version, config, schedule, opts);
+  } finally {
+    set_call_path_capture(prev);
+  }
+}
+
+function traceOf(
+  s: ConcreteScenario,
+  version: string,
+  config: Config,
+  schedule: readonly number[] | string,
+  opts: RunOptions,
+): Trace {
   const sched = typeof schedule === 'string' ? parseSchedule(schedule) : schedule;
   const inst = new Instance(s, version, config);
   const k = inst.k;
@@ -329,8 +345,8 @@ export interface CheckOptions {
   /** Explore everything instead of stopping at the first violation. */
   readonly all?: boolean;
   /**
-   * Worker threads. Parallel exploration is not available yet (src/sched has no parallel
-   * explorer): any value runs on one thread, and the result says so in `jobs`.
+   * Worker threads for {@link checkScenarioParallel} (DPOR modes only; default 1).
+   * {@link checkScenario} always runs on the calling thread.
    */
   readonly jobs?: number;
   /**
@@ -342,7 +358,11 @@ export interface CheckOptions {
   readonly minimizeExecutions?: number;
   /** Keep the counterexample's trace in the result (default true). */
   readonly trace?: boolean;
-  /** Called after every execution with the count so far (progress display). */
+  /**
+   * Progress display: called with the executions so far and the explorer's estimate of
+   * the total: after every execution, sleep-set blocked ones left out ({@link checkScenario}),
+   * or every few, summed over the workers ({@link checkScenarioParallel}).
+   */
   readonly onProgress?: (executions: number, estimatedTotal?: number) => void;
 }
 
@@ -370,6 +390,10 @@ export interface CheckResult {
   readonly expected: readonly string[];
   readonly matches: boolean;
   readonly mode: 'dpor' | 'random' | 'pct' | 'skipped';
+  /**
+   * Executions run to their end or cut at maxSteps. Executions that ended sleep-set
+   * blocked explore no new interleaving and are counted in `sleepBlocked` only.
+   */
   readonly executions: number;
   /** Every interleaving was explored (DPOR, no budget or bound cut anything). */
   readonly complete: boolean;
@@ -377,86 +401,108 @@ export interface CheckResult {
   readonly stepLimited: number;
   readonly boundPruned: number;
   readonly totalSteps: number;
-  /** Executions by verdict (complete executions only). */
+  /** Executions by verdict (complete executions only): SAFE first, then in string order. */
   readonly verdicts: Readonly<Record<string, number>>;
   /** Executions that printed a WARNING. */
   readonly warnings: number;
-  /** Worker threads used (always 1 until src/sched has a parallel explorer). */
+  /**
+   * Worker threads that explored (1 on the calling thread; with
+   * {@link checkScenarioParallel}, at most `jobs`, and no more than the tasks).
+   */
   readonly jobs: number;
   /** Wall time in milliseconds (not deterministic). */
   readonly timeMs: number;
   readonly counterexample?: Counterexample;
 }
 
+/** Labels of a scenario execution (ProgramInstance.labels): its verdict, and a WARNING. */
+const VERDICT_LABEL = 'verdict:';
+const WARNED_LABEL = 'warned';
+
 /**
- * Explores the interleavings of a scenario's threads on one kernel version: by DPOR
- * (optionally preemption-bounded), or random or PCT sampling. Stops at the first
- * violation unless `all`; minimises that counterexample (fewest preemptions, then
- * fewest steps) and gives its replay command. A version whose expectation is 'n/a' is
- * not run.
+ * The explorer's program for a scenario on one version: each instance boots a fresh
+ * machine and runs the setup. An execution's failure message is its verdict (null when
+ * SAFE), for every status; its labels are its verdict and whether it printed a WARNING;
+ * it is decided at the first sanitizer report (the verdict, whatever runs after it).
  */
-export function checkScenario(
+export function scenarioFactory(
   s: ConcreteScenario,
   version: string,
-  opts: CheckOptions = {},
-): CheckResult {
-  const t0 = performance.now();
-  const config = opts.config ?? {};
-  const expected = expectedFor(s, version);
-  const base = {
-    scenario: s.id,
-    version,
-    expected,
-    sleepBlocked: 0,
-    stepLimited: 0,
-    boundPruned: 0,
-    totalSteps: 0,
-    warnings: 0,
-    jobs: 1,
-  };
-  if (expected.length === 1 && expected[0] === 'n/a') {
-    return {
-      ...base,
-      verdict: 'n/a',
-      matches: true,
-      mode: 'skipped',
-      executions: 0,
-      complete: true,
-      verdicts: {},
-      timeMs: performance.now() - t0,
-    };
-  }
-  // Build one instance first, so a bad config or a failing setup is reported once, here.
-  void new Instance(s, version, config);
-
-  let last: Instance | undefined;
-  const factory: ProgramFactory = () => {
+  config: Config = {},
+): ProgramFactory {
+  return () => {
     const inst = new Instance(s, version, config);
-    last = inst;
+    const verdict = (status: RunStatus): string => inst.verdict(status);
     return {
       threads: inst.threads,
-      check: () => {
-        const v = inst.verdict('done');
+      failure: (run) => {
+        const v = verdict(run.status);
         return v === 'SAFE' ? null : v;
       },
-      // The first sanitizer report is the verdict, whatever runs after it.
+      labels: (run) => [
+        VERDICT_LABEL + verdict(run.status),
+        ...(inst.warned() ? [WARNED_LABEL] : []),
+      ],
       decided: () => {
         inst.k.activate();
         return pfnsan_reports().length > 0;
       },
     };
   };
-  const verdicts: Record<string, number> = {};
-  const failing: string[] = [];
-  let warnings = 0;
-  let executions = 0;
-  // The explorer's estimate of the executions in all (DPOR modes; Knuth's estimator).
-  let estimatedTotal: number | undefined;
-  const exploreOpts: ExploreOptions = {
-    progressEvery: 10,
-    onProgress: (p) => {
-      estimatedTotal = p.estimatedTotal;
-    },
+}
+
+/**
+ * Where a worker thread finds a scenario ({@link checkScenarioParallel}): it imports
+ * `module` (a path or file URL; TypeScript files load through tsx) and takes the export
+ * `export`; with `args`, calls it with them (they must survive structured cloning) and
+ * awaits the result. The value is a scenario, a concrete scenario, or an array of them;
+ * the one whose concrete id is the checked scenario's is used.
+ */
+export interface ScenarioSource {
+  readonly module: string;
+  readonly export: string;
+  readonly args?: readonly unknown[];
+}
+
+/** What checkScenario and checkScenarioParallel share before exploring. */
+function prepare(
+  s: ConcreteScenario,
+  version: string,
+  opts: CheckOptions,
+  t0: number,
+): { skipped: CheckResult } | { config: Config } {
+  const config = opts.config ?? {};
+  const expected = expectedFor(s, version);
+  if (expected.length === 1 && expected[0] === 'n/a') {
+    return {
+      skipped: {
+        scenario: s.id,
+        version,
+        expected,
+        verdict: 'n/a',
+        matches: true,
+        mode: 'skipped',
+        executions: 0,
+        complete: true,
+        sleepBlocked: 0,
+        stepLimited: 0,
+        boundPruned: 0,
+        totalSteps: 0,
+        verdicts: {},
+        warnings: 0,
+        jobs: 1,
+        timeMs: performance.now() - t0,
+      },
+    };
+  }
+  // Build one instance first, so a bad config or a failing setup is reported once, here.
+  void new Instance(s, version, config);
+  return { config };
+}
+
+/** The explorer options of a check, without callbacks. */
+function exploreOptions(opts: CheckOptions): ExploreOptions {
+  return {
     stopOnFailure: opts.all !== true,
     ...(opts.maxPreemptions !== undefined ? { maxPreemptions: opts.maxPreemptions } : {}),
     ...(opts.random ? { random: opts.random } : {}),
@@ -464,31 +510,44 @@ export function checkScenario(
     ...(opts.maxExecutions !== undefined ? { maxExecutions: opts.maxExecutions } : {}),
     ...(opts.maxTotalSteps !== undefined ? { maxTotalSteps: opts.maxTotalSteps } : {}),
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
-    onExecution(run, { sleepBlocked }) {
-      executions++;
-      opts.onProgress?.(executions, estimatedTotal);
-      if (sleepBlocked || run.status === 'step-limit' || !last) return;
-      const v = last.verdict(run.status);
-      verdicts[v] = (verdicts[v] ?? 0) + 1;
-      if (last.warned()) warnings++;
-      if (v !== 'SAFE') failing.push(v);
-    },
   };
-  const res: ExploreResult = explore(factory, exploreOpts);
+}
+
+/**
+ * The result of a check from the explorer's: verdict counts from the labels, the first
+ * failure's verdict, its counterexample minimised and replayed on this thread.
+ */
+function conclude(
+  s: ConcreteScenario,
+  version: string,
+  opts: CheckOptions,
+  config: Config,
+  factory: ProgramFactory,
+  res: ExploreResult,
+  jobs: number,
+  t0: number,
+): CheckResult {
+  const found: Record<string, number> = {};
+  for (const [label, n] of Object.entries(res.labels)) {
+    if (label.startsWith(VERDICT_LABEL)) found[label.slice(VERDICT_LABEL.length)] = n;
+  }
+  const order = Object.keys(found).sort((a, b) =>
+    a === b ? 0 : a === 'SAFE' ? -1 : b === 'SAFE' ? 1 : a < b ? -1 : 1,
+  );
+  const verdicts: Record<string, number> = {};
+  for (const v of order) verdicts[v] = found[v]!;
+  const expected = expectedFor(s, version);
   const mode = opts.random ? 'random' : opts.pct ? 'pct' : 'dpor';
   let verdict = 'SAFE';
   let counterexample: Counterexample | undefined;
   const first = res.failures[0];
   if (first) {
-    verdict = failing[0]!;
-    // The verdict of a signature: minimize compares runs right after running them, so
-    // `last` is the instance of the run being compared.
-    const verdictOf = (sig: FailureSignature): string =>
-      sig.status === 'done' ? sig.message : last!.verdict(sig.status);
+    // The failure message is the verdict (scenarioFactory's `failure`), for every status.
+    verdict = first.message;
     const how = opts.minimize ?? 'always';
     const doMin = how === 'always' || (how === 'unexpected' && !verdictMatches(verdict, expected));
     const m = doMin
-      ? minimize(factory, first.schedule, (a) => verdictOf(a) === verdict, {
+      ? minimize(factory, first.schedule, (a) => a.message === verdict, {
           maxExecutions: opts.minimizeExecutions ?? 20_000,
           ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
         })
@@ -527,19 +586,242 @@ export function checkScenario(
     };
   }
   return {
-    ...base,
+    scenario: s.id,
+    version,
+    expected,
     verdict,
     matches: verdictMatches(verdict, expected),
     mode,
-    executions: res.executions,
+    executions: res.executions - res.sleepBlocked,
     complete: res.complete,
     sleepBlocked: res.sleepBlocked,
     stepLimited: res.stepLimited,
     boundPruned: res.boundPruned,
     totalSteps: res.totalSteps,
     verdicts,
-    warnings,
+    warnings: res.labels[WARNED_LABEL] ?? 0,
+    jobs,
     timeMs: performance.now() - t0,
     ...(counterexample ? { counterexample } : {}),
   };
+}
+
+/**
+ * Explores the interleavings of a scenario's threads on one kernel version, on this
+ * thread: by DPOR (optionally preemption-bounded), or random or PCT sampling. Stops at
+ * the first violation unless `all`; minimises that counterexample (fewest preemptions,
+ * then fewest steps) and gives its replay command. A version whose expectation is 'n/a'
+ * is not run.
+ */
+export function checkScenario(
+  s: ConcreteScenario,
+  version: string,
+  opts: CheckOptions = {},
+): CheckResult {
+  const prev = set_call_path_capture(false);
+  try {
+    return checkHere(s, version, opts);
+  } finally {
+    set_call_path_capture(prev);
+  }
+}
+
+/**
+ * checkScenario's body. The search runs without capturing call paths (kernel/callpath.ts:
+ * they are printed, never decide a verdict, and capturing them is most of a step's cost);
+ * the counterexample's trace is replayed with them.
+ */
+function checkHere(s: ConcreteScenario, version: string, opts: CheckOptions): CheckResult {
+  const t0 = performance.now();
+  const pre = prepare(s, version, opts, t0);
+  if ('skipped' in pre) return pre.skipped;
+  const factory = scenarioFactory(s, version, pre.config);
+  let executions = 0;
+  // The explorer's estimate of the executions in all (DPOR modes; Knuth's estimator).
+  let estimatedTotal: number | undefined;
+  const res = explore(factory, {
+    ...exploreOptions(opts),
+    progressEvery: 10,
+    onProgress: (p) => {
+      estimatedTotal = p.estimatedTotal;
+    },
+    onExecution(_run, { sleepBlocked }) {
+      if (sleepBlocked) return;
+      executions++;
+      opts.onProgress?.(executions, estimatedTotal);
+    },
+  });
+  return conclude(s, version, opts, pre.config, factory, res, 1, t0);
+}
+
+/** Options of {@link checkScenarioParallel}. */
+export interface ParallelCheckOptions extends CheckOptions {
+  /** How worker threads rebuild the scenario (needed when exploring on workers). */
+  readonly source?: ScenarioSource;
+  /** Workers to share between checks (see src/sched/pool.ts); `jobs` defaults to its size. */
+  readonly pool?: WorkerPool;
+  /**
+   * Explore on this thread first, up to this many executions (default 50); when that
+   * finishes the check (complete, a violation found, or the budget reached), the result
+   * is checkScenario's and no worker is used. Splitting costs more than a small
+   * exploration. 0: always on the workers.
+   */
+  readonly sequentialFirst?: number;
+}
+
+const WORKER_PROGRAM = new URL(
+  /\.ts$/.test(new URL(import.meta.url).pathname) ? './worker-program.ts' : './worker-program.js',
+  import.meta.url,
+).href;
+
+/**
+ * {@link checkScenario} with the DPOR exploration split over `jobs` worker threads
+ * (exploreParallel in src/sched/parallel.ts), each rebuilding the scenario from
+ * `source`. Random and PCT modes, and `jobs` 1 without a pool, run checkScenario; so
+ * does an exploration that ends within `sequentialFirst` executions.
+ *
+ * The counterexample is minimised, cut and replayed on this thread as checkScenario
+ * does. Compared with checkScenario's result: `jobs`, `timeMs`, `totalSteps`,
+ * `sleepBlocked` and `counterexample.found` differ. When the exploration is complete,
+ * `executions`, `verdicts` and `warnings` are equal, provided the scenario meets the
+ * explorer's assumptions (src/sched/explore.ts; `infeasible` reversals or steps whose
+ * effects are not announced break them): the split enumerates every order at the top of
+ * the tree, so it can find interleavings the sequential search misses, and then reports
+ * more executions (deterministically, for a given `jobs`). The verdict is the first failure
+ * in the explorer's task order, which may be another failure than the one the
+ * sequential search meets first (both stop there unless `all`); so when executions can
+ * end with different violations, the verdict can differ. With the same verdict, a
+ * minimal counterexample (`minimal`) has the same steps and preemptions, but may be
+ * another schedule of that length when several are minimal, since minimisation starts
+ * from the failure found. The result does not depend on the workers' timing, except
+ * through `maxExecutions` and `maxTotalSteps`.
+ *
+ * A benchmark builds its scenario from a function and names it for the workers, e.g.
+ * with bench/kslot.scenario.ts's `kslotScenario(K)`:
+ *
+ *     const c = concreteScenarios(kslotScenario(4)).find((x) => x.variant === 'bug')!;
+ *     const r = await checkScenarioParallel(c, '6.18', {
+ *       jobs: 2,
+ *       source: { module: 'bench/kslot.scenario.ts', export: 'kslotScenario', args: [4] },
+ *     });
+ *
+ * (`module` relative to the working directory, or absolute, or a file URL such as
+ * `new URL('./kslot.scenario.js', import.meta.url).href`.) Throws when `jobs` > 1 in a
+ * DPOR mode without `source`, or when `source` does not give the scenario.
+ */
+export async function checkScenarioParallel(
+  s: ConcreteScenario,
+  version: string,
+  opts: ParallelCheckOptions = {},
+): Promise<CheckResult> {
+  const prev = set_call_path_capture(false);
+  try {
+    return await checkParallelHere(s, version, opts);
+  } finally {
+    set_call_path_capture(prev);
+  }
+}
+
+async function checkParallelHere(
+  s: ConcreteScenario,
+  version: string,
+  opts: ParallelCheckOptions,
+): Promise<CheckResult> {
+  const jobs = opts.jobs ?? opts.pool?.size ?? 1;
+  if (opts.random || opts.pct || jobs <= 1) return checkScenario(s, version, opts);
+  if (!opts.source)
+    throw new Error(`checkScenarioParallel: jobs ${jobs} needs a source for the workers`);
+  const t0 = performance.now();
+  const pre = prepare(s, version, opts, t0);
+  if ('skipped' in pre) return pre.skipped;
+  const factory = scenarioFactory(s, version, pre.config);
+  const first = opts.sequentialFirst ?? 50;
+  if (first > 0) {
+    const budget = Math.min(first, opts.maxExecutions ?? Number.POSITIVE_INFINITY);
+    let executions = 0;
+    const probe = explore(factory, {
+      ...exploreOptions(opts),
+      maxExecutions: budget,
+      onExecution(_run, { sleepBlocked }) {
+        if (sleepBlocked) return;
+        executions++;
+        opts.onProgress?.(executions);
+      },
+    });
+    const stopped = opts.all !== true && probe.failures.length > 0;
+    // Ended by itself (or by the caller's own budget): that is checkScenario's result.
+    if (probe.executions < budget || stopped || budget === opts.maxExecutions) {
+      return conclude(s, version, opts, pre.config, factory, probe, 1, t0);
+    }
+  }
+  const res = await exploreParallel(
+    {
+      module: WORKER_PROGRAM,
+      export: 'scenarioProgram',
+      args: [opts.source, s.id, version, pre.config],
+    },
+    {
+      ...exploreOptions(opts),
+      jobs,
+      ...(opts.pool ? { pool: opts.pool } : {}),
+      progressEvery: 10,
+      ...(opts.onProgress
+        ? { onProgress: (p) => opts.onProgress!(p.executions, p.estimatedTotal) }
+        : {}),
+    },
+  );
+  return conclude(s, version, opts, pre.config, factory, res, res.jobs, t0);
+}
+
+/** One (scenario, version) check of {@link checkCells}. */
+export interface CheckCell {
+  readonly scenario: ConcreteScenario;
+  readonly source: ScenarioSource;
+  readonly version: string;
+}
+
+/** CheckOptions that can cross to a worker thread (no callbacks). */
+export type CellOptions = Omit<CheckOptions, 'onProgress'>;
+
+/**
+ * Runs {@link checkScenario} for each cell on a pool of worker threads, each cell on one
+ * worker (rebuilt there from its source), and returns the results in cell order; each
+ * result is the one checkScenario gives on this thread, but for `timeMs`. `onProgress`
+ * gets the cells finished and the executions so far, summed over the cells. Rejects
+ * with the first error a cell throws (its message as checkScenario's).
+ */
+export async function checkCells(
+  cells: readonly CheckCell[],
+  opts: CellOptions,
+  pool: WorkerPool,
+  onProgress?: (cellsDone: number, executions: number) => void,
+): Promise<CheckResult[]> {
+  const { jobs: _j, ...wire } = opts as CheckOptions;
+  const { onProgress: _o, ...plain } = wire;
+  const results: CheckResult[] = new Array(cells.length);
+  const counts = new Array<number>(cells.length).fill(0);
+  let done = 0;
+  let sum = 0;
+  await Promise.all(
+    cells.map(async (c, i) => {
+      const r = (await pool.call(
+        {
+          module: WORKER_PROGRAM,
+          export: 'checkCell',
+          args: [c.source, c.scenario.id, c.version, plain],
+        },
+        (n) => {
+          sum += (n as number) - counts[i]!;
+          counts[i] = n as number;
+          onProgress?.(done, sum);
+        },
+      )) as CheckResult;
+      results[i] = r;
+      sum += r.executions - counts[i]!;
+      counts[i] = r.executions;
+      done++;
+      onProgress?.(done, sum);
+    }),
+  );
+  return results;
 }

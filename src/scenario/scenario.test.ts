@@ -10,6 +10,9 @@ import {
   type ScenarioSpec,
 } from './scenario.js';
 import { checkScenario, runScenario } from './execute.js';
+import { BUILTIN_SCENARIOS } from '../../scenarios/index.js';
+import { set_call_path_capture } from '../kernel/kernel/callpath.js';
+import { concreteScenarios as concreteOf } from './scenario.js';
 import { point, type Op } from '../sched/index.js';
 import { spinlock_t, spin_lock, spin_unlock } from '../kernel/include/linux/spinlock.js';
 import { BUG, WARN } from '../kernel/kernel/panic.js';
@@ -385,5 +388,21 @@ describe('checkScenario progress', () => {
     expect(estimates.length).toBeGreaterThan(100);
     // Near the end the estimate has converged to the real total.
     expect(Math.abs(estimates.at(-1)! - r.executions)).toBeLessThanOrEqual(r.executions * 0.05);
+  });
+});
+
+describe('call paths: searched without, printed with', () => {
+  it("the counterexample's trace has the report's call paths; the setting is restored", () => {
+    const c = BUILTIN_SCENARIOS.flatMap((x) => concreteOf(x)).find(
+      (x) => x.id === 'follow-pfnmap/unsafe',
+    )!;
+    const r = checkScenario(c, '6.18');
+    expect(r.verdict).toBe('stale-pfn');
+    const rep = r.counterexample!.trace!.reports[0]!;
+    expect(rep.code).toBe('stale-pfn');
+    expect(rep.obtained!.path.some((f) => f.startsWith('follow_pfnmap_start'))).toBe(true);
+    expect(rep.used.path.length).toBeGreaterThan(0);
+    // checkScenario left capture on (the default), as it found it.
+    expect(set_call_path_capture(true)).toBe(true);
   });
 });
