@@ -7,6 +7,7 @@
  * through tsx, registered in this process so that the file shares pfnsim's modules.
  */
 import { existsSync, statSync } from 'node:fs';
+import type { ScenarioSource } from '../scenario/execute.js';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BUILTIN_SCENARIOS } from '../../scenarios/index.js';
@@ -146,4 +147,16 @@ export async function resolveScenarios(
   // variants, else file#name (variants add /variant).
   const alone = scenarios.length === 1 && !scenarios[0]!.variants;
   return select(scenarios, m[2], (s) => (alone ? file : `${file}#${s.name}`), ` in '${file}'`);
+}
+
+/**
+ * How a worker thread finds the scenarios a reference names (see ScenarioSource in
+ * src/scenario/execute.ts): this module's {@link builtinScenarios} or
+ * {@link resolveScenarios} of the file, with the default importer.
+ */
+export function scenarioSource(ref: string): ScenarioSource {
+  const m = FILE.exec(ref);
+  return m
+    ? { module: import.meta.url, export: 'resolveScenarios', args: [resolve(m[1]!)] }
+    : { module: import.meta.url, export: 'builtinScenarios', args: [] };
 }

@@ -88,4 +88,27 @@ describe('pfnsim CLI', () => {
     expect(s.err).toContain('no counterexample');
     expect(existsSync(safeFile)).toBe(false);
   });
+
+  it('--all --jobs 2 on a terminal shows progress summed over the checks, then clears it', async () => {
+    let out = '';
+    let err = '';
+    const code = await main(['check', '--all', '--kernel', '6.18', '--jobs', '2'], {
+      out: (s) => (out += s),
+      err: (s) => (err += s),
+      errIsTTY: true,
+    });
+    expect(code).toBe(0);
+    const shown = [...err.matchAll(/(\d+) of 38 checks done: (\d+) executions/g)].map((m) => [
+      Number(m[1]),
+      Number(m[2]),
+    ]);
+    expect(shown.length).toBeGreaterThan(1);
+    for (let i = 1; i < shown.length; i++) {
+      expect(shown[i]![0]).toBeGreaterThanOrEqual(shown[i - 1]![0]!);
+      expect(shown[i]![1]).toBeGreaterThanOrEqual(shown[i - 1]![1]!);
+    }
+    expect(shown.at(-1)![0]).toBe(38);
+    expect(err.endsWith('\r\x1b[K')).toBe(true);
+    expect(out).toMatch(/^scenario\s+6\.18\n/);
+  });
 });

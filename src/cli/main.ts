@@ -17,16 +17,20 @@ import { CONFIG_OPTIONS } from '../kernel/kconfig.js';
 import { parseSchedule as parseScheduleString } from '../sched/index.js';
 import { resolveExpectations, verdictCode, type ConcreteScenario } from '../scenario/scenario.js';
 import {
+  checkCells,
   checkScenario,
+  checkScenarioParallel,
   runScenario,
   type CheckOptions,
   type CheckResult,
 } from '../scenario/execute.js';
+import { WorkerPool } from '../sched/pool.js';
 import {
   InputError,
   builtinScenarios,
   defaultImporter,
   resolveScenarios,
+  scenarioSource,
   type ModuleImporter,
 } from './load.js';
 
@@ -223,6 +227,10 @@ function checkOptions(f: CheckFlags, io: Io, label: () => string): CheckOptions 
     throw new InputError(
       '--max-preemptions bounds the exhaustive exploration, not --random or --pct',
     );
+  if ((f.jobs ?? 1) > 1 && !f.all && (f.random !== undefined || f.pct !== undefined))
+    throw new InputError(
+      '--jobs splits the exhaustive exploration; --random and --pct run on one job (drop --jobs, or use it with --all)',
+    );
   const seed = f.seed ?? 1;
   let shown = 0;
   return {
@@ -356,7 +364,7 @@ export function buildProgram(
     .addOption(new Option('--explore-all', 'keep exploring after the first violation'))
     .option(
       '-j, --jobs <n>',
-      'worker threads (parallel exploration is not available yet: runs on 1)',
+      "worker threads (default 1): each scenario's exploration is split over n workers; with --all, n checks run at a time",
       intArg('--jobs', 1),
     )
     .option('--json', 'print the results as JSON')
@@ -371,20 +379,52 @@ export function buildProgram(
       let current = '';
       const opts = checkOptions(f, io, () => current);
       const cs = f.all ? builtinScenarios() : await resolveScenarios(ref!, importer);
-      if ((f.jobs ?? 1) > 1)
-        io.err(
-          `pfnsim: --jobs ${f.jobs}: parallel exploration is not available yet; running on 1 job\n`,
-        );
+      const cellOpts: CheckOptions = {
+        ...opts,
+        ...(f.all && !f.html ? { minimize: 'unexpected' as const, trace: false } : {}),
+      };
+      const jobs = f.jobs ?? 1;
+      const source = scenarioSource(ref ?? '');
       const results: CheckResult[] = [];
-      for (const c of cs) {
-        for (const v of versions) {
-          current = `${c.id} on ${v}`;
-          results.push(
-            checkScenario(c, v, {
-              ...opts,
-              ...(f.all && !f.html ? { minimize: 'unexpected' as const, trace: false } : {}),
-            }),
-          );
+      if (jobs === 1) {
+        for (const c of cs) {
+          for (const v of versions) {
+            current = `${c.id} on ${v}`;
+            results.push(checkScenario(c, v, cellOpts));
+          }
+        }
+      } else {
+        const pool = new WorkerPool(jobs);
+        try {
+          if (f.all) {
+            // Whole checks on the workers, n at a time; results in the usual order.
+            const cells = cs.flatMap((c) =>
+              versions.map((version) => ({ scenario: c, source, version })),
+            );
+            const { onProgress: _p, ...plain } = cellOpts;
+            let shown = 0;
+            let shownDone = 0;
+            results.push(
+              ...(await checkCells(cells, plain, pool, (done, n) => {
+                if (io.errIsTTY && (n - shown >= 100 || done > shownDone)) {
+                  shown = n;
+                  shownDone = done;
+                  io.err(`\r\x1b[K${done} of ${cells.length} checks done: ${n} executions`);
+                }
+              })),
+            );
+          } else {
+            for (const c of cs) {
+              for (const v of versions) {
+                current = `${c.id} on ${v}`;
+                results.push(
+                  await checkScenarioParallel(c, v, { ...cellOpts, jobs, pool, source }),
+                );
+              }
+            }
+          }
+        } finally {
+          await pool.close();
         }
       }
       if (io.errIsTTY && opts.onProgress) io.err('\r\x1b[K');

@@ -90,12 +90,23 @@ describe('check and run semantics', () => {
     expect((await run([...args, '--max-preemptions', '1'])).code).toBe(0);
   });
 
-  it('--jobs is accepted and says it runs on one job', async () => {
-    const r = await run(['check', 'driver-mmap/fixed', '--kernel', '6.18', '--jobs', '2']);
+  it('--all --jobs 2 prints the same matrix as --all (the golden one)', async () => {
+    const r = await run(['check', '--all', '--kernel', '6.18', '--jobs', '2']);
     expect(r.code).toBe(0);
-    expect(r.err).toBe(
-      'pfnsim: --jobs 2: parallel exploration is not available yet; running on 1 job\n',
-    );
+    expect(r.err).toBe('');
+    golden('check-all-6.18.txt', r.out);
+  });
+
+  it("--jobs 2 loads a user's .ts file in the workers; same output as --jobs 1", async () => {
+    const args = ['check', `${FIXTURES}/user-locks.ts`, '--kernel', '6.18'];
+    const one = await run(args);
+    const two = await run([...args, '--jobs', '2']);
+    expect(two.code).toBe(0);
+    expect(two.err).toBe('');
+    expect(normalise(two.out)).toBe(normalise(one.out));
+    expect(one.out).toMatch(/executions: 90 \(all interleavings explored\)/);
+    const [res] = JSON.parse((await run([...args, '--jobs', '2', '--json'])).out);
+    expect(res.jobs).toBe(2);
   });
 });
 
@@ -141,6 +152,16 @@ describe('bad input: one line on stderr, exit status 2', () => {
       /^pfnsim: --schedule cannot be followed: schedule position 0: no thread 7/,
     ],
     ['check without a scenario', ['check'], /^pfnsim: check needs a scenario or --all/],
+    [
+      '--jobs 0',
+      ['check', 'driver-mmap', '--jobs', '0'],
+      /^pfnsim: --jobs takes a whole number of at least 1, not '0'/,
+    ],
+    [
+      '--jobs with --random',
+      ['check', 'driver-mmap', '--jobs', '2', '--random', '5'],
+      /^pfnsim: --jobs splits the exhaustive exploration; --random and --pct run on one job/,
+    ],
     ['missing file', ['run', 'nowhere.ts'], /^pfnsim: scenario file 'nowhere\.ts' not found/],
     [
       'file without a scenario',
