@@ -5,8 +5,10 @@
  * Slot k: a driver's frame k is mapped by one VM_PFNMAP PTE. A mapper looks the pfn up
  * (follow_pfnmap_start under the PTE lock, with mmap_lock read held) and maps it into the
  * IOMMU; a zapper clears the PTE under its lock, frees the frame and reallocates it to another
- * owner; a DMA engine makes 3 accesses through the IOMMU entry under the slot's DMA lock, each
- * checking that the frame still has the generation the entry was made for.
+ * owner; a DMA engine (hardware: it takes no CPU lock) makes 3 accesses through the IOMMU
+ * entry, each checking that the frame still has the generation the entry was made for. A
+ * request is in flight from its translation to its memory access, and an IOTLB invalidation
+ * (the sync in iommu_unmap) waits until none is.
  *
  * BUG:   the mapper maps the pfn after follow_pfnmap_end. The lease check (pfnsan's
  *        "stale-pfn") fails when the stale pfn is published.
@@ -32,6 +34,7 @@ bit dma_lock[K];
 byte seq[K];                /* the slot's interval-notifier sequence */
 byte iommu_pfn[K];          /* IOMMU entry of slot k: pfn and the generation it was made for */
 byte iommu_gen[K];
+byte inflight[K];           /* DMA requests translated but not yet completed */
 byte owner[K];              /* frame k's owner: k+1 = the driver, 0 = free, K+1+k = another */
 byte gen[K];                /* frame k's generation, bumped at each change of owner */
 
@@ -84,6 +87,7 @@ proctype zapper(byte k) {
   atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 }; /* notifier callback */
   seq[k] = seq[k] + 1;                            /* mmu_interval_set_seq: odd, in progress */
   iommu_pfn[k] = NONE;                            /* iommu_unmap */
+  inflight[k] == 0;                               /* iommu_iotlb_sync: drain */
   dma_lock[k] = 0;
 #endif
   atomic { ptl[k] == 0 -> ptl[k] = 1 };           /* zap: PTE lock */
@@ -100,13 +104,19 @@ proctype dma(byte k) {
   byte i = 0, p, g;
   do
   :: i < 3 ->
-       atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 };
-       p = iommu_pfn[k]; g = iommu_gen[k];        /* IOMMU translation */
+       atomic {                                   /* IOMMU translation */
+         p = iommu_pfn[k]; g = iommu_gen[k];
+         if
+         :: p != NONE -> inflight[k]++
+         :: else -> skip
+         fi
+       };
        if
-       :: p != NONE -> assert(gen[p] == g)        /* the frame still has the entry's owner */
+       :: p != NONE ->
+            assert(gen[p] == g);                  /* the frame still has the entry's owner */
+            inflight[k]--                         /* the request completes */
        :: else -> skip
        fi;
-       dma_lock[k] = 0;
        i++
   :: else -> break
   od

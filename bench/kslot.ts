@@ -2,10 +2,13 @@
  * The K-slot lease benchmark (issue 5): the same model explored by pfnsim (bench/kslot.scenario.ts,
  * on the modelled 6.18 kernel) and by SPIN (bench/kslot.pml), printed side by side.
  *
- *   npm run build && npm run bench:kslot [-- --budget-s 60 --spin-timeout-s 300 --spin-mem-mb 8192]
+ *   npm run build && npm run bench:kslot [-- --budget-s 60 --k4-budget-s 1800 --jobs 2
+ *                                           --spin-timeout-s 300 --spin-mem-mb 8192]
  *
  * Each pfnsim configuration runs in a child process so that its peak memory (max RSS) is its
- * own. SPIN is run when `spin` and `gcc` are on the PATH (Debian packages spin, gcc).
+ * own. Rows up to K=3 run on one thread; FIXED K=4 also with `--jobs` worker threads
+ * (checkScenarioParallel), whose memory is in the same process. SPIN is run when `spin` and
+ * `gcc` are on the PATH (Debian packages spin, gcc).
  * Figures, not tests: nothing here asserts on time.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -15,7 +18,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kslotScenario } from './kslot.scenario.js';
 import { concreteScenarios } from '../src/scenario/scenario.js';
-import { checkScenario, type CheckOptions } from '../src/scenario/execute.js';
+import {
+  checkScenarioParallel,
+  type CheckResult,
+  type ParallelCheckOptions,
+} from '../src/scenario/execute.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -35,38 +42,46 @@ interface OneResult {
 }
 
 /** One pfnsim configuration, in this process (the child side). */
-function runOne(variant: 'bug' | 'fixed', K: number, mode: string, budgetS: number): OneResult {
+async function runOne(
+  variant: 'bug' | 'fixed',
+  K: number,
+  mode: string,
+  budgetS: number,
+  jobs: number,
+): Promise<OneResult> {
   const c = concreteScenarios(kslotScenario(K)).find((x) => x.variant === variant)!;
   const t0 = performance.now();
+  let executions = 0;
   let aborted = false;
-  const opts: CheckOptions = {
+  const opts: ParallelCheckOptions = {
     minimize: variant === 'bug' ? 'always' : 'never',
     ...(mode === 'random' ? { random: { runs: 1000, seed: 1 } } : {}),
     ...(mode === 'pct' ? { pct: { depth: 2, runs: 1000, seed: 1 } } : {}),
-    onProgress: () => {
+    jobs,
+    source: {
+      module: new URL('./kslot.scenario.js', import.meta.url).href,
+      export: 'kslotScenario',
+      args: [K],
+    },
+    onProgress: (n) => {
+      executions = n;
       // The budget: stop exploring once it is spent (the result then says incomplete).
-      if (!aborted && performance.now() - t0 > budgetS * 1000) {
+      // On worker threads the exploration cannot be cut here: those rows have no budget.
+      if (jobs === 1 && !aborted && performance.now() - t0 > budgetS * 1000) {
         aborted = true;
         throw new BudgetSpent();
       }
     },
   };
-  let r;
-  let executions = 0;
+  let r: CheckResult | undefined;
   try {
-    r = checkScenario(c, '6.18', {
-      ...opts,
-      onProgress: (n) => {
-        executions = n;
-        opts.onProgress!(n);
-      },
-    });
+    r = await checkScenarioParallel(c, '6.18', opts);
   } catch (e) {
     if (!(e instanceof BudgetSpent)) throw e;
   }
   const seconds = (performance.now() - t0) / 1000;
   const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-  const label = `${variant.toUpperCase()} K=${K}${mode === 'dpor' ? '' : ` ${mode}`}`;
+  const label = `${variant.toUpperCase()} K=${K}${mode === 'dpor' ? '' : ` ${mode}`}${jobs > 1 ? ` -j${jobs}` : ''}`;
   if (!r)
     return { label, verdict: '(budget spent)', complete: false, executions, seconds, maxRssMb };
   const report = r.counterexample?.trace?.reports[0];
@@ -146,38 +161,68 @@ function flag(name: string, def: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   if (process.argv[2] === '--one') {
-    const [variant, K, mode, budget] = process.argv.slice(3);
-    const r = runOne(variant as 'bug' | 'fixed', Number(K), mode!, Number(budget));
+    const [variant, K, mode, budget, jobs] = process.argv.slice(3);
+    const r = await runOne(
+      variant as 'bug' | 'fixed',
+      Number(K),
+      mode!,
+      Number(budget),
+      Number(jobs),
+    );
     process.stdout.write(JSON.stringify(r) + '\n');
     return;
   }
   const budgetS = flag('--budget-s', 60);
+  const k4BudgetS = flag('--k4-budget-s', 1800);
+  const jobs = flag('--jobs', 2);
   const spinTimeoutS = flag('--spin-timeout-s', 300);
   const spinMemMb = flag('--spin-mem-mb', 8192);
-  const configs: [string, number, string][] = [
-    ['bug', 2, 'dpor'],
-    ['fixed', 1, 'dpor'],
-    ['fixed', 2, 'dpor'],
-    ['fixed', 3, 'dpor'],
-    ['fixed', 4, 'dpor'],
-    ['bug', 4, 'random'],
-    ['bug', 4, 'pct'],
+  const configs: [string, number, string, number, number][] = [
+    ['bug', 2, 'dpor', budgetS, 1],
+    ['fixed', 1, 'dpor', budgetS, 1],
+    ['fixed', 2, 'dpor', budgetS, 1],
+    ['fixed', 3, 'dpor', budgetS, 1],
+    ['fixed', 3, 'dpor', budgetS, jobs],
+    ['fixed', 4, 'dpor', k4BudgetS, jobs],
+    ['bug', 4, 'random', budgetS, 1],
+    ['bug', 4, 'pct', budgetS, 1],
   ];
-  console.log(`pfnsim (6.18 model, one child process per row; budget ${budgetS} s per row)`);
+  console.log(
+    `pfnsim (6.18 model, one child process per row; budget ${budgetS} s per one-thread row)`,
+  );
   console.log(
     'config            verdict        complete  executions  exec/s   time s  peak MB  counterexample',
   );
-  for (const [variant, K, mode] of configs) {
-    const out = execFileSync(
-      process.execPath,
-      [fileURLToPath(import.meta.url), '--one', variant, String(K), mode, String(budgetS)],
-      {
-        encoding: 'utf8',
-        maxBuffer: 1 << 24,
-      },
-    );
+  for (const [variant, K, mode, budget, j] of configs) {
+    let out: string;
+    try {
+      out = execFileSync(
+        process.execPath,
+        [
+          fileURLToPath(import.meta.url),
+          '--one',
+          variant,
+          String(K),
+          mode,
+          String(budget),
+          String(j),
+        ],
+        {
+          encoding: 'utf8',
+          maxBuffer: 1 << 24,
+          // A row on worker threads has no budget of its own: the child is stopped here.
+          timeout: (budget + 60) * 1000,
+        },
+      );
+    } catch (e) {
+      const label = `${variant.toUpperCase()} K=${K}${mode === 'dpor' ? '' : ` ${mode}`}${j > 1 ? ` -j${j}` : ''}`;
+      console.log(
+        `${label.padEnd(17)} (stopped after ${budget + 60} s: ${(e as Error).message.split('\n')[0]})`,
+      );
+      continue;
+    }
     const r = JSON.parse(out.trim().split('\n').pop()!) as OneResult;
     const rate = r.seconds > 0 ? Math.round(r.executions / r.seconds) : 0;
     const cx = r.cx
@@ -209,4 +254,4 @@ function main(): void {
   }
 }
 
-main();
+await main();
