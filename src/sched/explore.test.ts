@@ -442,6 +442,57 @@ const crashProgram: ProgramFactory = () => {
   };
 };
 
+/**
+ * T0 writes x and crashes; T1 writes y, then x. The run where T0 goes first ends before T1
+ * has shown its write of x, which races with T0's: T1 writing x first is another trace.
+ */
+const crashCutsProgram: ProgramFactory = () => ({
+  threads: [
+    {
+      name: 'T0',
+      op: (function* (): Op<void> {
+        yield* point('x', 'write');
+        throw new RangeError('oops');
+      })(),
+    },
+    {
+      name: 'T1',
+      op: (function* (): Op<void> {
+        yield* point('y', 'write');
+        yield* point('x', 'write');
+      })(),
+    },
+  ],
+});
+
+/** The same behind locks: T0 crashes holding L; T1 takes L after an unrelated step. */
+const crashHoldingLockProgram: ProgramFactory = () => {
+  const l = new ExclusiveLock('L', 'spinlock');
+  const st = { x: 0 };
+  return {
+    threads: [
+      {
+        name: 'T0',
+        op: (function* (): Op<void> {
+          yield* l.lock();
+          if (st.x === 0) throw new RangeError('x unset');
+          yield* l.unlock();
+        })(),
+      },
+      {
+        name: 'T1',
+        op: (function* (): Op<void> {
+          yield* point('y', 'write');
+          yield* point('z', 'write');
+          yield* l.lock();
+          st.x = 1;
+          yield* l.unlock();
+        })(),
+      },
+    ],
+  };
+};
+
 const mixedProgram: ProgramFactory = () => {
   const m = new ExclusiveLock('m', 'mutex');
   const s = new RwSemaphore('s');
@@ -499,6 +550,8 @@ const named: [string, ProgramFactory][] = [
   ['critical sections 2x2', criticalSections(2, 2)],
   ['three threads, mixed', mixedProgram],
   ['a crash that depends on the order', crashProgram],
+  ['a crash that cuts off a racing step', crashCutsProgram],
+  ['a crash under a lock another thread takes later', crashHoldingLockProgram],
 ];
 
 describe('optimal-DPOR explores each trace exactly once (brute-force cross-check)', () => {

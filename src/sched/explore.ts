@@ -600,6 +600,13 @@ function exploreOptimal(
         const ev = makeEvent(events, events.length, tid, step, depHb);
         racesOptimal(nodes, events, events.length, ev, rootDepth);
       }
+      const cont = crashContinuation(factory, runner, events, maxSteps);
+      if (cont) {
+        t.totalSteps += cont.clock;
+        afterCrash(events, cont, depHb, (ext, k, ev, past) =>
+          racesOptimal(nodes, ext, k, ev, rootDepth, past),
+        );
+      }
     }
 
     let run: RunResult;
@@ -669,6 +676,7 @@ function racesOptimal(
   k: number,
   ek: Event,
   rootDepth: number,
+  only: (i: number) => boolean = () => true,
 ): void {
   let pp = -1;
   for (let j = k - 1; j >= 0; j--) {
@@ -685,7 +693,7 @@ function racesOptimal(
   }
   for (const i of preds) {
     const e = events[i]!;
-    if (!dep(e.step, ek.step)) continue;
+    if (!only(i) || !dep(e.step, ek.step)) continue;
     if (pp > i && hb(e, events[pp]!)) continue;
     let ok = true;
     for (const j of preds) {
@@ -905,6 +913,15 @@ function exploreSource(
         rootDepth,
       );
     }
+    if (end === 'final') {
+      const cont = crashContinuation(factory, runner, events, maxSteps);
+      if (cont) {
+        t.totalSteps += cont.clock;
+        afterCrash(events, cont, dep, (ext, k, ev, past) =>
+          analyse(nodes, ext, k, ev, rootDepth, past),
+        );
+      }
+    }
 
     let run: RunResult;
     if (end === 'final') run = finish(runner);
@@ -942,6 +959,88 @@ function exploreSource(
     branch = next;
     nodes.length = next + 1;
     events.length = next;
+  }
+}
+
+/** How the other threads go on after a crash ({@link crashContinuation}). */
+interface Continuation {
+  /** Steps taken, in order. */
+  readonly steps: { tid: number; step: StepInfo }[];
+  /** Pending steps of the threads that did not finish (blocked, or cut by a crash). */
+  readonly pending: { tid: number; step: StepInfo }[];
+  /** Steps run, the replayed prefix included. */
+  readonly clock: number;
+}
+
+/**
+ * After a run that crashed at its last event c: the steps the other threads take when
+ * the run goes on without the crashed thread, from the state before c (a real execution,
+ * replayed), each thread running while it can, then the lowest id (as Runner.run does).
+ * Null when the run did not crash at a step (nothing to continue).
+ *
+ * Why. A crash ends the run, so a thread that had not got far never shows the steps it
+ * would take later; a later step that races with a step of the crash's past (say it takes
+ * a lock the crashing thread took) is a race whose reversal is another trace, where the
+ * crash happens after that thread's steps, or not at all. Only the next pending step of
+ * each thread is known from the run itself. See {@link afterCrash}.
+ */
+function crashContinuation(
+  factory: ProgramFactory,
+  crashed: Runner,
+  events: readonly Event[],
+  maxSteps: number,
+): Continuation | null {
+  const c = events.length - 1;
+  const crashTid = crashed.result('crashed').crashed?.tid;
+  if (crashTid === undefined || c < 0 || events[c]!.tid !== crashTid) return null;
+  const { runner } = build(factory, false);
+  for (let d = 0; d < c; d++) {
+    const tid = events[d]!.tid;
+    const p = runner.threads[tid]?.pending;
+    if (!sameStep(p ? info(p) : null, events[d]!.step) || !runner.step(tid)) {
+      throw new Error(`explore: program is not deterministic (replay diverged at step ${d})`);
+    }
+  }
+  const steps: { tid: number; step: StepInfo }[] = [];
+  let last = -1;
+  while (!runner.isFinished() && runner.clock < maxSteps) {
+    const en = runner.enabled().filter((x) => x.id !== crashTid);
+    if (en.length === 0) break;
+    const next = en.find((x) => x.id === last) ?? en[0]!;
+    steps.push({ tid: next.id, step: info(next.pending!) });
+    runner.step(next.id);
+    last = next.id;
+  }
+  const pending = leftover(runner).filter((x) => x.tid !== crashTid);
+  return { steps, pending, clock: runner.clock };
+}
+
+/**
+ * Race analysis of a crash's continuation: its steps are appended after the crashing
+ * event c as if they ran after it, and each is checked for races with the events that
+ * happen before c (c included) only. A reversal v = notdep(e, E).e' of such a race holds
+ * no event that happens after c (e happens before c), so it is made of events of the
+ * continuation's real execution and can be run; races with events outside c's past
+ * cannot change what happens before the crash. Blocked threads' pending steps at the
+ * continuation's end are analysed the same way, as the left-over steps of a deadlock.
+ */
+function afterCrash(
+  events: readonly Event[],
+  cont: Continuation,
+  depFn: (a: StepInfo, b: StepInfo) => boolean,
+  races: (ext: readonly Event[], k: number, ev: Event, past: (i: number) => boolean) => void,
+): void {
+  const c = events.length - 1;
+  const crash = events[c]!;
+  const ext = [...events];
+  const past = (i: number): boolean => i <= c && hb(ext[i]!, crash);
+  for (const { tid, step } of cont.steps) {
+    const ev = makeEvent(ext, ext.length, tid, step, depFn);
+    races(ext, ext.length, ev, past);
+    ext.push(ev);
+  }
+  for (const { tid, step } of cont.pending) {
+    races(ext, ext.length, makeEvent(ext, ext.length, tid, step, depFn), past);
   }
 }
 
@@ -995,10 +1094,11 @@ function analyse(
   k: number,
   ek: Event,
   rootDepth: number,
+  only: (i: number) => boolean = () => true,
 ): void {
   for (let i = rootDepth; i < k; i++) {
     const ei = events[i]!;
-    if (ei.tid === ek.tid || !dep(ei.step, ek.step)) continue;
+    if (ei.tid === ek.tid || !only(i) || !dep(ei.step, ek.step)) continue;
     let direct = true;
     for (let j = i + 1; j < k && direct; j++) {
       const ej = events[j]!;
