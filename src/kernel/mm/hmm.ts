@@ -78,7 +78,9 @@ export function* hmm_range_fault(range: hmm_range): Op<number> {
   lockdep_assert_held(mm.mmap_lock);
   let last = range.start;
   for (;;) {
-    // If range is no longer valid force retry.
+    // If range is no longer valid force retry. (A lockless READ_ONCE of the notifier's
+    // invalidate_seq, which mmu_interval_set_seq writes under the user's lock.)
+    yield { obj: range.notifier.seq_obj, kind: 'read', what: 'mmu_interval_check_retry' };
     if (mmu_interval_check_retry(range.notifier, range.notifier_seq)) return -EBUSY;
     let ret = 0;
     walk: for (let addr = last; addr < range.end; addr += PAGE_SIZE) {

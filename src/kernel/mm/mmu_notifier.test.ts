@@ -202,9 +202,12 @@ describe('mmu_interval_read_begin / mmu_interval_read_retry', () => {
       })(),
     );
     // The zapper runs until its invalidation has been delivered (start done), then the
-    // reader must be blocked until the zapper's end.
+    // reader, once it has read the subscription's sequence (set by the callback: its
+    // first step), must be blocked until the zapper's end.
     while (u.seen.length === 0) run.step(0);
     while (run.threads[0]!.pending?.what !== 'mn_itree_inv_end') run.step(0);
+    expect(run.threads[1]!.pending?.obj).toBe(u.sub.seq_obj);
+    expect(run.step(1)).toBe(true);
     expect(run.enabled().map((t) => t.name)).toEqual(['zapper']);
     expect(run.blocked().map((b) => b.thread)).toEqual(['reader']);
     expect(run.run().status).toBe('done');

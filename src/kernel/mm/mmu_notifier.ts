@@ -82,6 +82,19 @@ export interface mmu_interval_notifier {
   invalidate_seq: number;
   /** Invalidations delivered to this subscription (model statistics). */
   invalidations: number;
+  /**
+   * Model: the step object of invalidate_seq (`<subscriptions seq>/<name>`, set at insert).
+   * mmu_interval_set_seq writes it (under the user's lock), mmu_interval_read_begin and
+   * mmu_interval_check_retry read it without that lock.
+   */
+  seq_obj: string;
+  /**
+   * Model: a value mmu_interval_set_seq gave while ->invalidate runs, not yet announced
+   * (see mn_itree_invalidate_one); null otherwise.
+   */
+  deferred_seq: number | null;
+  /** Model: ->invalidate of this subscription is running (mn_itree_invalidate_one). */
+  in_invalidate: boolean;
 }
 
 /** struct mmu_notifier_subscriptions, per mm. */
@@ -187,7 +200,7 @@ export function* mmu_notifier_invalidate_range_start(range: mmu_notifier_range):
   for (const sub of [...s.itree]) {
     if (sub.last < range.start || sub.start >= range.end) continue;
     sub.invalidations++;
-    const ok = yield* sub.ops.invalidate(sub, range, cur);
+    const ok = yield* mn_itree_invalidate_one(sub, range, cur);
     // The subscription's guarantee ends once its callback has run: the callback
     // synchronises with the user's lock (R-MMUN-3), so a use the user made under that lock
     // before the callback got it was still covered.
@@ -205,6 +218,46 @@ export function* mmu_notifier_invalidate_range_start(range: mmu_notifier_range):
     pfnsan_notifier_invalidate(sub, range.mm, range.start, range.end);
   }
   return ret;
+}
+
+/**
+ * Runs sub->ops->invalidate(sub, range, cur_seq) as mn_itree_invalidate does, and
+ * announces the callback's mmu_interval_set_seq: its WRITE_ONCE(interval_sub->invalidate_seq)
+ * is a lockless write that mmu_interval_read_begin reads without the user's lock, so it is
+ * a step on `sub.seq_obj`. mmu_interval_set_seq is a plain function (as in the kernel, so
+ * callbacks keep calling it without `yield*`) and cannot yield that step itself: while the
+ * callback runs it only records the value, and the step and the write come here, before
+ * the callback's next step or its return. Nothing the callback does in between is seen by
+ * another thread, and the user's lock it holds stays held until a later step, so the write
+ * is observed as if made at the call.
+ * @kernel mm/mmu_notifier.c:mn_itree_invalidate (the callback call; v5.5+),
+ *   include/linux/mmu_notifier.h:mmu_interval_set_seq
+ * Locking: as for mmu_notifier_invalidate_range_start.
+ * Return: the callback's result.
+ */
+function* mn_itree_invalidate_one(
+  sub: mmu_interval_notifier,
+  range: mmu_notifier_range,
+  cur_seq: number,
+): Op<boolean> {
+  const op = sub.ops.invalidate(sub, range, cur_seq);
+  sub.in_invalidate = true;
+  sub.deferred_seq = null;
+  try {
+    let r = op.next();
+    for (;;) {
+      if (sub.deferred_seq !== null) {
+        yield { obj: sub.seq_obj, kind: 'write', what: 'mmu_interval_set_seq' };
+        sub.invalidate_seq = sub.deferred_seq;
+        sub.deferred_seq = null;
+      }
+      if (r.done) return r.value;
+      yield r.value;
+      r = op.next();
+    }
+  } finally {
+    sub.in_invalidate = false;
+  }
 }
 
 /**
@@ -284,6 +337,7 @@ export function* mmu_interval_notifier_insert(
   sub.last = start + length - 1;
   sub.ops = ops;
   sub.mm = mm;
+  sub.seq_obj = `${s.seqName}/${sub.name}`;
   // A subscription added during an invalidation must see that invalidation as already
   // in progress (mn_itree_is_invalidating -> deferred insert): its seq equals the
   // current odd value so read_begin waits for the end.
@@ -297,12 +351,19 @@ export function* mmu_interval_notifier_remove(sub: mmu_interval_notifier): Op<vo
   const mm = sub.mm;
   if (!mm) return;
   const s = getSubs(mm);
-  yield {
-    obj: s.seqName,
-    kind: 'read',
-    what: 'mmu_interval_notifier_remove',
-    enabled: () => !(s.invalidate_seq % 2 === 1 && sub.invalidate_seq === s.invalidate_seq),
-  };
+  // Under subscriptions->lock: while an invalidation runs, the removal is deferred to its
+  // end and the remover waits for the sequence to move on (wait_event on
+  // subscriptions->invalidate_seq only, so the step depends on that object alone).
+  yield { obj: s.seqName, kind: 'read', what: 'mmu_interval_notifier_remove' };
+  if (s.invalidate_seq % 2 === 1) {
+    const seq = s.invalidate_seq;
+    yield {
+      obj: s.seqName,
+      kind: 'read',
+      what: 'mmu_interval_notifier_remove: wait_event',
+      enabled: () => s.invalidate_seq !== seq,
+    };
+  }
   const i = s.itree.indexOf(sub);
   if (i >= 0) s.itree.splice(i, 1);
   sub.mm = null;
@@ -313,24 +374,44 @@ export function new_interval_notifier(
   name: string,
   ops: mmu_interval_notifier_ops,
 ): mmu_interval_notifier {
-  return { name, start: 0, last: 0, ops, mm: null, invalidate_seq: 0, invalidations: 0 };
+  return {
+    name,
+    start: 0,
+    last: 0,
+    ops,
+    mm: null,
+    invalidate_seq: 0,
+    invalidations: 0,
+    seq_obj: `${name}.invalidate_seq`,
+    deferred_seq: null,
+    in_invalidate: false,
+  };
 }
 
 /**
  * mmu_interval_read_begin(sub): waits while an invalidation of this range is running,
  * then returns the sequence to check with mmu_interval_read_retry.
+ * Two steps: READ_ONCE(interval_sub->invalidate_seq) (written by mmu_interval_set_seq
+ * under the user's lock, not under subscriptions->lock), then the comparison with
+ * subscriptions->invalidate_seq and, when they are equal (this range's invalidation is
+ * running), wait_event until that sequence moves on: a blocking step whose condition
+ * reads subscriptions->invalidate_seq only. The kernel reads both under
+ * subscriptions->lock; set_seq does not take it, and an invalidation starting or ending
+ * between the two steps gives what the kernel gives when it comes just after the pair.
  * @kernel mm/mmu_notifier.c:mmu_interval_read_begin (v5.5+)
  * Locking: may sleep; call without the user's lock.
  */
 export function* mmu_interval_read_begin(sub: mmu_interval_notifier): Op<number> {
   const s = getSubs(sub.mm!);
+  yield { obj: sub.seq_obj, kind: 'read', what: 'mmu_interval_read_begin' };
+  const seq = sub.invalidate_seq;
   yield {
     obj: s.seqName,
     kind: 'read',
     what: 'mmu_interval_read_begin',
-    enabled: () => !(s.invalidate_seq % 2 === 1 && sub.invalidate_seq === s.invalidate_seq),
+    enabled: () => s.invalidate_seq !== seq,
   };
-  return sub.invalidate_seq;
+  return seq;
 }
 
 /**
@@ -352,7 +433,9 @@ export function mmu_interval_check_retry(sub: mmu_interval_notifier, seq: number
  * @kernel include/linux/mmu_notifier.h:mmu_interval_set_seq (v5.5+)
  */
 export function mmu_interval_set_seq(sub: mmu_interval_notifier, cur_seq: number): void {
-  sub.invalidate_seq = cur_seq;
+  // Inside ->invalidate the write is announced and made by mn_itree_invalidate_one.
+  if (sub.in_invalidate) sub.deferred_seq = cur_seq;
+  else sub.invalidate_seq = cur_seq;
 }
 
 /**
