@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runScenario } from '../src/index.js';
 import folioWalkPfnmap from './folio-walk-pfnmap.js';
 import { replayTest, variantOf, verdictTests } from './mm-story.testlib.js';
+import { expectDporCoversBruteForce } from './dpor.testlib.js';
 
 describe('folio-walk-pfnmap', () => {
   verdictTests(folioWalkPfnmap, 'unsafe');
@@ -19,5 +20,12 @@ describe('folio-walk-pfnmap', () => {
     const t = runScenario(variantOf(folioWalkPfnmap, 'fixed'), '6.1');
     expect(t.verdict).toBe('SAFE');
     expect(t.notes.map((n) => n.text)).toContain('walker: follow_page(FOLL_GET) = -EEXIST');
+  });
+
+  it('unsafe: the search explores every trace of the schedules with <= 3 preemptions, once', () => {
+    // The walker BUGs holding the PMD lock; the zapper takes that lock later: the zap
+    // first (the walker then finds nothing, SAFE) is another trace.
+    const r = expectDporCoversBruteForce(variantOf(folioWalkPfnmap, 'unsafe'), '6.18', 3);
+    expect(r.traces).toBeGreaterThanOrEqual(2);
   });
 });

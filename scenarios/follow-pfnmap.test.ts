@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runScenario } from '../src/index.js';
 import followPfnmap from './follow-pfnmap.js';
 import { replayTest, variantOf, verdictTests } from './mm-story.testlib.js';
+import { expectDporCoversBruteForce } from './dpor.testlib.js';
 
 describe('follow-pfnmap', () => {
   verdictTests(followPfnmap, 'unsafe');
@@ -30,4 +31,13 @@ describe('follow-pfnmap', () => {
     expect(notes).toContain('accel: 1 invalidation(s), 0 retries');
     expect(notes.some((n) => n.startsWith('follow_pfnmap_start: -EINVAL'))).toBe(true);
   });
+
+  it('fixed-notifier: the search explores every trace of the schedules with <= 1 preemption, once', () => {
+    // mmu_interval_set_seq (in the accel callback, under the user's lock) writes the
+    // subscription's invalidate_seq, which mmu_interval_read_begin reads without that lock:
+    // a read_begin between the invalidation's start and the callback's set_seq does not
+    // wait (the retry catches it), one after it waits. Unannounced, the two were one trace.
+    const r = expectDporCoversBruteForce(variantOf(followPfnmap, 'fixed-notifier'), '6.18', 1);
+    expect(r.traces).toBeGreaterThanOrEqual(r.brute);
+  }, 300_000);
 });

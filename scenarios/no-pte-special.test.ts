@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runScenario } from '../src/index.js';
 import noPteSpecial from './no-pte-special.js';
 import { replayTest, variantOf, verdictTests } from './mm-story.testlib.js';
+import { expectDporCoversBruteForce } from './dpor.testlib.js';
 
 describe('no-pte-special', () => {
   verdictTests(noPteSpecial, 'unsafe');
@@ -25,5 +26,13 @@ describe('no-pte-special', () => {
       s.processes[0]!.ptes.some((e) => !e.special && e.pfn < 0xfe000),
     );
     expect(mid, 'a COWed anon page was mapped at some point').toBeDefined();
+  });
+
+  it('unsafe: the search explores every trace of the schedules with <= 3 preemptions, once', () => {
+    // The app's fault BUGs before the driver has run; the driver's read of the PUD entry
+    // the fault populates races with that write: driver first is another trace (the
+    // explorer finds it from the crash's continuation).
+    const r = expectDporCoversBruteForce(variantOf(noPteSpecial, 'unsafe'), '6.18', 3);
+    expect(r.traces).toBeGreaterThanOrEqual(2);
   });
 });
