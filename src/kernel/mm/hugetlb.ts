@@ -179,6 +179,7 @@ import {
 import {
   MMU_NOTIFY_CLEAR,
   MMU_NOTIFY_PROTECTION_VMA,
+  mmu_notifier_arch_invalidate_secondary_tlbs,
   mmu_notifier_invalidate_range_end,
   mmu_notifier_invalidate_range_start,
   mmu_notifier_range_init,
@@ -1914,6 +1915,7 @@ export function* hugetlb_change_protection(
   }
   // flush_hugetlb_tlb_range(vma, start, end): must flush before releasing i_mmap_rwsem.
   yield { obj: `mm${mm.id}.tlb`, kind: 'write', what: 'flush_hugetlb_tlb_range' };
+  yield* mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end);
   yield* up_write(mapping.i_mmap_rwsem);
   yield* mmu_notifier_invalidate_range_end(range);
   return pages * pages_per_huge_page(h);

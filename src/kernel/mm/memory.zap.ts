@@ -123,6 +123,7 @@ import { since } from '../version.js';
 import {
   MMU_NOTIFY_CLEAR,
   MMU_NOTIFY_UNMAP,
+  mmu_notifier_arch_invalidate_secondary_tlbs,
   mmu_notifier_invalidate_range_end,
   mmu_notifier_invalidate_range_start,
   mmu_notifier_range_init,
@@ -302,13 +303,16 @@ function pgtable_free_tlb(tlb: mmu_gather, t: ptdesc, address: number): void {
 /**
  * tlb_flush_mmu_tlbonly(tlb): flushes the gathered range from the TLBs (a scheduling
  * point when there is anything to flush: until it, other CPUs may still use the old
- * translations).
- * @kernel include/asm-generic/tlb.h:tlb_flush_mmu_tlbonly (all versions)
+ * translations), then, from v6.6, the secondary TLBs (x86 flush_tlb_mm_range ends with
+ * mmu_notifier_arch_invalidate_secondary_tlbs).
+ * @kernel include/asm-generic/tlb.h:tlb_flush_mmu_tlbonly, arch/x86/mm/tlb.c:
+ *   flush_tlb_mm_range (all versions; the secondary TLBs v6.6+)
  * Locking: may be called under the PTL.
  */
 export function* tlb_flush_mmu_tlbonly(tlb: mmu_gather): Op<void> {
   if (!(tlb.end > tlb.start || tlb.freed_tables)) return;
   yield { obj: `mm${tlb.mm.id}.tlb`, kind: 'write', what: 'tlb_flush_mmu_tlbonly' };
+  yield* mmu_notifier_arch_invalidate_secondary_tlbs(tlb.mm, tlb.start, tlb.end);
   __tlb_reset_range(tlb);
 }
 

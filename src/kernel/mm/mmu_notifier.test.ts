@@ -40,7 +40,9 @@ import { cpu_user_write } from '../arch/x86/mm/fault.js';
 import { zap_page_range_single } from './memory.zap.js';
 import { mmap_read_lock, mmap_read_unlock } from '../include/linux/mmap_lock.js';
 import { walkToPte, ptep_get } from '../include/linux/pgtable.js';
-import { pte_present } from '../arch/x86/include/asm/pgtable_types.js';
+import { pte_pfn, pte_present } from '../arch/x86/include/asm/pgtable_types.js';
+import { page_ref_count } from '../include/linux/page_ref.js';
+import type { page } from '../include/linux/mm_types.js';
 import { spinlock_t, spin_lock, spin_unlock } from '../include/linux/spinlock.js';
 import { vma_lookup } from './vma.js';
 
@@ -151,6 +153,66 @@ describe('mmu_notifier_invalidate_range_start / _end', () => {
     k.run(mmu_notifier_invalidate_range_start(r));
     k.run(mmu_notifier_invalidate_range_end(r));
     expect(calls).toEqual(['start 10000-12000', 'end 10000-12000']);
+  });
+});
+
+describe('secondary TLB callbacks', () => {
+  /** Zaps 2 written anon pages with a classic subscription that records what it sees. */
+  function zapWithSecondary(version: string) {
+    const { k, task, mm } = boot(version);
+    const addr = k.run(
+      vm_mmap_pgoff(mm, null, 0, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0),
+    );
+    for (let i = 0; i < 2; i++) k.run(cpu_user_write(task, addr + i * 4096, new Uint8Array([1])));
+    const pfns = [0, 1].map((i) => pte_pfn(ptep_get(walkToPte(mm, addr + i * 4096)!)));
+    const calls: string[] = [];
+    const look = (what: string, start: number, end: number): void => {
+      const present = [0, 1].some((i) => pte_present(ptep_get(walkToPte(mm, addr + i * 4096)!)));
+      const held = pfns.every((p) => page_ref_count(p as page) > 0);
+      calls.push(`${what} ${start <= addr && end >= addr + 2 * 4096} pte:${present} pages:${held}`);
+    };
+    const sub: mmu_notifier = {
+      name: 'iommu-sva',
+      mm: null,
+      ops: {
+        *invalidate_range(_s, _mm, start, end) {
+          look('invalidate_range', start, end);
+        },
+        *arch_invalidate_secondary_tlbs(_s, _mm, start, end) {
+          look('arch_invalidate_secondary_tlbs', start, end);
+        },
+        *invalidate_range_end(_s, r) {
+          look('invalidate_range_end', r.start, r.end);
+        },
+      },
+    };
+    k.run(mmu_notifier_register(sub, mm));
+    k.run(
+      (function* () {
+        yield* mmap_read_lock(mm);
+        yield* zap_page_range_single(vma_lookup(mm, addr)!, addr, 2 * 4096, null);
+        yield* mmap_read_unlock(mm);
+      })(),
+    );
+    return { calls, freed: pfns.every((p) => page_ref_count(p as page) === 0) };
+  }
+
+  it('R-MMUN-2, v6.6+: ->arch_invalidate_secondary_tlbs after the PTEs are cleared and the TLB flushed, before the pages are freed', () => {
+    const r = zapWithSecondary('6.18');
+    expect(r.calls).toEqual([
+      'invalidate_range_end true pte:false pages:true',
+      'arch_invalidate_secondary_tlbs true pte:false pages:true',
+    ]);
+    expect(r.freed).toBe(true);
+  });
+
+  it('R-MMUN-2, v5.10-v6.5: ->invalidate_range from invalidate_range_end, before ->invalidate_range_end and the free', () => {
+    const r = zapWithSecondary('6.1');
+    expect(r.calls).toEqual([
+      'invalidate_range true pte:false pages:true',
+      'invalidate_range_end true pte:false pages:true',
+    ]);
+    expect(r.freed).toBe(true);
   });
 });
 

@@ -7,9 +7,12 @@
  * notifier's read_begin waits (a blocking step) while an invalidation overlapping it is
  * in progress, and read_retry tells the reader that one started since its begin.
  *
+ * Secondary TLB callbacks: ->invalidate_range from invalidate_range_end (v5.10-v6.5),
+ * ->arch_invalidate_secondary_tlbs after each TLB flush of a gather (v6.6+).
+ *
  * Left out: SRCU (callbacks run in the invalidating thread, in registration order), the
- * non-blockable path's -EAGAIN except as the return value of a callback, secondary TLB
- * invalidation callbacks (arch_invalidate_secondary_tlbs).
+ * non-blockable path's -EAGAIN except as the return value of a callback, the
+ * ptep_clear_flush_notify callers of ->invalidate_range (v5.10-v6.5).
  *
  * @kernel mm/mmu_notifier.c, include/linux/mmu_notifier.h (v5.7+; interval notifiers v5.5+)
  */
@@ -20,6 +23,7 @@ import { EINVAL } from '../include/linux/errno.js';
 import { down_write, up_write } from '../include/linux/spinlock.js';
 import { lockdep_assert_held_write } from '../include/linux/spinlock.js';
 import { WARN_ON } from '../kernel/panic.js';
+import { since } from '../version.js';
 import { pfnsan_notifier_invalidate } from './pfnsan/pfnsan.js';
 
 /** enum mmu_notifier_event */
@@ -58,6 +62,22 @@ export interface mmu_notifier_ops {
   /** Return 0, or -EAGAIN for a non-blockable range it cannot serve. */
   invalidate_range_start?(sub: mmu_notifier, range: mmu_notifier_range): Op<number>;
   invalidate_range_end?(sub: mmu_notifier, range: mmu_notifier_range): Op<void>;
+  /**
+   * v5.10-v6.5: a secondary TLB (an IOMMU or device sharing the CPU's translations) must
+   * drop [start, end); called from mmu_notifier_invalidate_range_end, before the pages
+   * are freed. Must not sleep. Renamed in v6.6.
+   */
+  invalidate_range?(sub: mmu_notifier, mm: mm_struct, start: number, end: number): Op<void>;
+  /**
+   * v6.6+: the same, called after each CPU TLB flush of the mm (x86: flush_tlb_mm_range),
+   * before the gathered pages are freed. Must not sleep.
+   */
+  arch_invalidate_secondary_tlbs?(
+    sub: mmu_notifier,
+    mm: mm_struct,
+    start: number,
+    end: number,
+  ): Op<void>;
 }
 
 export interface mmu_notifier {
@@ -272,10 +292,42 @@ export function* mmu_notifier_invalidate_range_end(range: mmu_notifier_range): O
   record('end', range);
   if (!s || s.released) return;
   for (const sub of [...s.list]) {
+    // v5.10-v6.5 __mmu_notifier_invalidate_range_end: ->invalidate_range first (the
+    // model's ranges are never only_end).
+    if (!since(6, 6) && sub.ops.invalidate_range) {
+      yield* sub.ops.invalidate_range(sub, range.mm, range.start, range.end);
+    }
     if (sub.ops.invalidate_range_end) yield* sub.ops.invalidate_range_end(sub, range);
   }
   yield { obj: s.seqName, kind: 'write', what: 'mn_itree_inv_end' };
   if (--s.active_invalidate_ranges === 0 && s.invalidate_seq % 2 === 1) s.invalidate_seq++;
+}
+
+/**
+ * mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end): each subscription's
+ * ->arch_invalidate_secondary_tlbs, in registration order. x86 calls it at the end of
+ * flush_tlb_mm_range, after the CPU's TLBs are flushed and before a gather's pages are
+ * freed (mm/memory.zap.ts: tlb_flush_mmu_tlbonly). A no-op before v6.6, where
+ * ->invalidate_range runs from mmu_notifier_invalidate_range_end instead.
+ * @kernel include/linux/mmu_notifier.h:mmu_notifier_arch_invalidate_secondary_tlbs,
+ *   mm/mmu_notifier.c:__mmu_notifier_arch_invalidate_secondary_tlbs, arch/x86/mm/tlb.c:
+ *   flush_tlb_mm_range (v6.6+, 1af5a8109904 "mmu_notifiers: rename invalidate_range
+ *   notifier", hash recalled)
+ * Locking: may be called with the PTL held; the callbacks must not sleep.
+ */
+export function* mmu_notifier_arch_invalidate_secondary_tlbs(
+  mm: mm_struct,
+  start: number,
+  end: number,
+): Op<void> {
+  if (!since(6, 6)) return;
+  const s = subs(mm);
+  if (!s || s.released) return;
+  for (const sub of [...s.list]) {
+    if (sub.ops.arch_invalidate_secondary_tlbs) {
+      yield* sub.ops.arch_invalidate_secondary_tlbs(sub, mm, start, end);
+    }
+  }
 }
 
 /**
