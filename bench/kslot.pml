@@ -12,12 +12,11 @@
  *
  * BUG:   the mapper maps the pfn after follow_pfnmap_end. The lease check (pfnsan's
  *        "stale-pfn") fails when the stale pfn is published.
- * FIXED: the mapper reads an MMU interval notifier sequence before the lookup (waiting while
- *        an invalidation is in progress, as mmu_interval_read_begin does) and maps the pfn
- *        before follow_pfnmap_end, under the DMA lock, only if no invalidation happened since
- *        (mmu_interval_read_retry); the zapper's notifier callback removes the IOMMU entry under
- *        the DMA lock before the PTE is cleared, and the invalidation ends after it. One
- *        attempt: a mapper that loses the race maps nothing.
+ * FIXED: the mapper maps the pfn before follow_pfnmap_end, under the DMA lock, while it
+ *        holds the PTE lock; the zapper, after clearing the PTE (and flushing the TLB),
+ *        runs the driver's MMU-notifier callback (->arch_invalidate_secondary_tlbs), which
+ *        removes the IOMMU entry under the DMA lock and waits for requests in flight,
+ *        before the frame is freed. One attempt: a mapper that finds no PTE maps nothing.
  *
  * Build: spin -a -DK=2 -DFIXED kslot.pml && gcc -O2 -DSAFETY -o pan pan.c && ./pan
  */
@@ -31,7 +30,6 @@ bit ptl[K];                 /* PTE lock of slot k's page table */
 byte pte[K];                /* pfn mapped by slot k's PTE, or NONE */
 bit leased[K];              /* the mapper's follow_pfnmap lease is live */
 bit dma_lock[K];
-byte seq[K];                /* the slot's interval-notifier sequence */
 byte iommu_pfn[K];          /* IOMMU entry of slot k: pfn and the generation it was made for */
 byte iommu_gen[K];
 byte inflight[K];           /* DMA requests translated but not yet completed */
@@ -40,11 +38,6 @@ byte gen[K];                /* frame k's generation, bumped at each change of ow
 
 proctype mapper(byte k) {
   byte pfn = NONE;
-#ifdef FIXED
-  byte s;
-  atomic { seq[k] % 2 == 0 -> s = seq[k] };       /* mmu_interval_read_begin: waits while
-                                                     an invalidation is in progress */
-#endif
   mmap_readers++;                                 /* mmap_read_lock */
   atomic { ptl[k] == 0 -> ptl[k] = 1 };           /* follow_pfnmap_start: PTE lock */
   if
@@ -53,15 +46,11 @@ proctype mapper(byte k) {
   fi;
 #ifdef FIXED
   if
-  :: pfn != NONE ->
+  :: pfn != NONE ->                               /* iommu_map inside the window */
        atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 };
-       if
-       :: s == seq[k] ->                          /* !mmu_interval_read_retry */
-            assert(leased[k]);                    /* iommu_map inside the window */
-            iommu_pfn[k] = pfn;
-            iommu_gen[k] = gen[pfn]
-       :: else -> skip
-       fi;
+       assert(leased[k]);
+       iommu_pfn[k] = pfn;
+       iommu_gen[k] = gen[pfn];
        dma_lock[k] = 0
   :: else -> skip
   fi;
@@ -83,18 +72,14 @@ proctype mapper(byte k) {
 }
 
 proctype zapper(byte k) {
-#ifdef FIXED
-  atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 }; /* notifier callback */
-  seq[k] = seq[k] + 1;                            /* mmu_interval_set_seq: odd, in progress */
-  iommu_pfn[k] = NONE;                            /* iommu_unmap */
-  inflight[k] == 0;                               /* iommu_iotlb_sync: drain */
-  dma_lock[k] = 0;
-#endif
   atomic { ptl[k] == 0 -> ptl[k] = 1 };           /* zap: PTE lock */
   pte[k] = NONE;
   ptl[k] = 0;
 #ifdef FIXED
-  seq[k] = seq[k] + 1;                            /* invalidate_range_end: even again */
+  atomic { dma_lock[k] == 0 -> dma_lock[k] = 1 }; /* secondary-TLB notifier callback */
+  iommu_pfn[k] = NONE;                            /* iommu_unmap */
+  inflight[k] == 0;                               /* iommu_iotlb_sync: drain */
+  dma_lock[k] = 0;
 #endif
   owner[k] = 0; gen[k] = gen[k] + 1;              /* __free_pages */
   owner[k] = K + 1 + k; gen[k] = gen[k] + 1       /* reallocated to another owner */

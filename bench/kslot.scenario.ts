@@ -6,13 +6,14 @@
  * per slot, so slots share no page table, TLB or mmap_lock), and device k has its own IOMMU
  * domain. Per slot, three threads:
  * - mapper: mmap_read_lock, follow_pfnmap_start, reads the pfn, follow_pfnmap_end,
- *   mmap_read_unlock, then iommu_map of the pfn under the slot's DMA lock (BUG). FIXED:
- *   mmu_interval_read_begin first, and the pfn is mapped before follow_pfnmap_end, under the
- *   DMA lock, only if mmu_interval_read_retry says no invalidation ran since;
- * - zapper: zap_vma_ptes of the slot's page (mmap_read_lock held), which in FIXED runs the
- *   slot's interval-notifier callback (under the DMA lock: mmu_interval_set_seq and
- *   iommu_unmap); then the frame is freed and the next allocation (LIFO: the same frame)
- *   gives it to another owner;
+ *   mmap_read_unlock, then iommu_map of the pfn under the slot's DMA lock (BUG). FIXED: the
+ *   pfn is mapped before follow_pfnmap_end (inside the PTE lock's window), under the DMA
+ *   lock;
+ * - zapper: zap_vma_ptes of the slot's page (mmap_read_lock held): the PTE is cleared under
+ *   its lock and the TLB flushed; in FIXED the driver's MMU notifier
+ *   (->arch_invalidate_secondary_tlbs, which x86 calls after the TLB flush, v6.6+) removes
+ *   the IOMMU entry under the DMA lock. Then the frame is freed and the next allocation
+ *   (LIFO: the same frame) gives it to another owner;
  * - dma: the device makes 3 reads through its IOMMU domain. It takes no CPU lock (it is
  *   hardware): iommu_unmap's IOTLB sync waits for a request already translated, and
  *   pfnsan checks each access against the generation the IOMMU entry was made for.
@@ -62,14 +63,7 @@ import {
   type pci_dev,
 } from '../src/kernel/drivers/pci/pci.js';
 import { dma_engine_access } from '../src/kernel/drivers/dma/engine.js';
-import {
-  mmu_interval_notifier_insert,
-  mmu_interval_read_begin,
-  mmu_interval_read_retry,
-  mmu_interval_set_seq,
-  new_interval_notifier,
-  type mmu_interval_notifier,
-} from '../src/kernel/mm/mmu_notifier.js';
+import { mmu_notifier_register, type mmu_notifier } from '../src/kernel/mm/mmu_notifier.js';
 
 /** Slot k's user address: its own PMD, so its own PTE table and lock. */
 const SLOT_ADDR = (k: number): number => 0x40000000 + k * 0x200000;
@@ -85,7 +79,6 @@ interface Slot {
   readonly dev: pci_dev;
   readonly domain: iommu_domain;
   readonly dmaLock: spinlock_t;
-  readonly sub: mmu_interval_notifier | null;
   mapped: boolean;
 }
 
@@ -106,6 +99,14 @@ function bufferFile(frames: () => readonly number[]): file {
   });
 }
 
+/** iommu_map of the slot's IOVA to pfn, under the slot's DMA lock. */
+function* mapSlot(slot: Slot, pfn: number): Op<void> {
+  yield* spin_lock(slot.dmaLock);
+  yield* iommu_map(slot.domain, IOVA, pfn * 4096, 4096, IOMMU_READ | IOMMU_WRITE, GFP_NOWAIT);
+  slot.mapped = true;
+  yield* spin_unlock(slot.dmaLock);
+}
+
 /** The K-slot scenario with K slots; variants `bug` and `fixed`. */
 export function kslotScenario(K: number): Scenario<State> {
   const threads: Record<
@@ -119,42 +120,16 @@ export function kslotScenario(K: number): Scenario<State> {
         const slot = s.slots[k]!;
         const fixed = ctx.variant === 'fixed';
         const mm = slot.p.task.mm!;
-        const seq = fixed ? yield* mmu_interval_read_begin(slot.sub!) : 0;
         yield* mmap_read_lock(mm);
         const args = follow_pfnmap_args_init(vma_lookup(mm, slot.addr)!, slot.addr);
         let late: number | null = null;
         if ((yield* follow_pfnmap_start(args)) === 0) {
-          if (fixed) {
-            yield* spin_lock(slot.dmaLock);
-            if (!mmu_interval_read_retry(slot.sub!, seq)) {
-              yield* iommu_map(
-                slot.domain,
-                IOVA,
-                args.pfn * 4096,
-                4096,
-                IOMMU_READ | IOMMU_WRITE,
-                GFP_NOWAIT,
-              );
-              slot.mapped = true;
-            }
-            yield* spin_unlock(slot.dmaLock);
-          } else late = args.pfn;
+          if (fixed) yield* mapSlot(slot, args.pfn);
+          else late = args.pfn;
           yield* follow_pfnmap_end(args);
         }
         yield* mmap_read_unlock(mm);
-        if (late !== null) {
-          yield* spin_lock(slot.dmaLock);
-          yield* iommu_map(
-            slot.domain,
-            IOVA,
-            late * 4096,
-            4096,
-            IOMMU_READ | IOMMU_WRITE,
-            GFP_NOWAIT,
-          );
-          slot.mapped = true;
-          yield* spin_unlock(slot.dmaLock);
-        }
+        if (late !== null) yield* mapSlot(slot, late);
       },
     } as never;
     threads[`zapper${k}`] = {
@@ -218,7 +193,7 @@ export function kslotScenario(K: number): Scenario<State> {
         const domain = iommu_paging_domain_alloc(dev);
         if (typeof domain === 'number') throw new Error(`kslot: no IOMMU domain: ${domain}`);
         const dmaLock = new spinlock_t(`kslot${k}.dma_lock`);
-        const slot: Slot = { p, frame, pfn, addr, dev, domain, dmaLock, sub: null, mapped: false };
+        const slot: Slot = { p, frame, pfn, addr, dev, domain, dmaLock, mapped: false };
         ctx.run(
           (function* (): Op<void> {
             yield* pci_enable_device_mem(dev);
@@ -228,21 +203,23 @@ export function kslotScenario(K: number): Scenario<State> {
           })(),
         );
         if (fixed) {
-          const sub = new_interval_notifier(`kslot${k}`, {
-            *invalidate(sn, _range, curSeq): Op<boolean> {
-              yield* spin_lock(dmaLock);
-              mmu_interval_set_seq(sn, curSeq);
-              if (slot.mapped) {
-                yield* iommu_unmap(domain, IOVA, 4096);
-                slot.mapped = false;
-              }
-              yield* spin_unlock(dmaLock);
-              return true;
+          // The driver's secondary-TLB notifier: drop the IOMMU entry once the CPU's
+          // translations are gone (called after the TLB flush; must not sleep).
+          const sub: mmu_notifier = {
+            name: `kslot${k}`,
+            mm: null,
+            ops: {
+              *arch_invalidate_secondary_tlbs(): Op<void> {
+                yield* spin_lock(dmaLock);
+                if (slot.mapped) {
+                  yield* iommu_unmap(domain, IOVA, 4096);
+                  slot.mapped = false;
+                }
+                yield* spin_unlock(dmaLock);
+              },
             },
-          });
-          const r = ctx.run(mmu_interval_notifier_insert(sub, p.task.mm!, addr, 4096, sub.ops));
-          if (r) throw new Error(`kslot: notifier insert failed: ${r}`);
-          (slot as { sub: mmu_interval_notifier | null }).sub = sub;
+          };
+          ctx.run(mmu_notifier_register(sub, p.task.mm!));
         }
         slots.push(slot);
       }
@@ -256,7 +233,7 @@ export function kslotScenario(K: number): Scenario<State> {
       },
       fixed: {
         description:
-          'mapped before follow_pfnmap_end under the DMA lock, kept in step by an MMU interval notifier',
+          "mapped before follow_pfnmap_end under the DMA lock; the driver's MMU notifier unmaps it after the TLB flush",
         expect: { default: 'SAFE' },
       },
     },
