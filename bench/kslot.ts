@@ -127,10 +127,12 @@ function runSpin(variant: 'bug' | 'fixed', K: number, timeoutS: number, memMb: n
     stdio: 'pipe',
   });
   const t0 = performance.now();
-  const p = spawnSync('./pan', ['-m1000000'], {
+  // coreutils timeout with SIGINT: pan prints its statistics (states stored, memory)
+  // before it exits, and timeout exits with 124.
+  const p = spawnSync('timeout', ['-s', 'INT', String(timeoutS), './pan', '-m1000000'], {
     cwd: dir,
     encoding: 'utf8',
-    timeout: timeoutS * 1000,
+    maxBuffer: 1 << 26,
   });
   const seconds = (performance.now() - t0) / 1000;
   const out = `${p.stdout ?? ''}${p.stderr ?? ''}`;
@@ -138,11 +140,11 @@ function runSpin(variant: 'bug' | 'fixed', K: number, timeoutS: number, memMb: n
     const m = re.exec(out);
     return m ? Number(m[1]) : undefined;
   };
-  const states = num(/(\d+) states, stored/);
+  const states = num(/([\d.e+]+) states, stored/);
   const memMbUsed = num(/([\d.]+)\s+total actual memory usage/);
   const errors = num(/errors: (\d+)/);
   let note: string;
-  if (p.error || p.signal) note = `stopped after ${timeoutS} s`;
+  if (p.status === 124 || p.error || p.signal) note = `stopped after ${timeoutS} s`;
   else if (/out of memory|pan: reached -DMEMLIM/.test(out))
     note = `out of memory (MEMLIM ${memMb} MB)`;
   else if (errors) note = 'assertion violated';
