@@ -305,8 +305,8 @@ function pgtable_free_tlb(tlb: mmu_gather, t: ptdesc, address: number): void {
  * point when there is anything to flush: until it, other CPUs may still use the old
  * translations), then, from v6.6, the secondary TLBs (x86 flush_tlb_mm_range ends with
  * mmu_notifier_arch_invalidate_secondary_tlbs).
- * @kernel include/asm-generic/tlb.h:tlb_flush_mmu_tlbonly, arch/x86/mm/tlb.c:
- *   flush_tlb_mm_range (all versions; the secondary TLBs v6.6+)
+ * @kernel include/asm-generic/tlb.h:tlb_flush_mmu_tlbonly,
+ *   arch/x86/mm/tlb.c:flush_tlb_mm_range (all versions; the secondary TLBs v6.6+)
  * Locking: may be called under the PTL.
  */
 export function* tlb_flush_mmu_tlbonly(tlb: mmu_gather): Op<void> {

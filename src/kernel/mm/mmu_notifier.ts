@@ -250,8 +250,8 @@ export function* mmu_notifier_invalidate_range_start(range: mmu_notifier_range):
  * the callback's next step or its return. Nothing the callback does in between is seen by
  * another thread, and the user's lock it holds stays held until a later step, so the write
  * is observed as if made at the call.
- * @kernel mm/mmu_notifier.c:mn_itree_invalidate (the callback call; v5.5+),
- *   include/linux/mmu_notifier.h:mmu_interval_set_seq
+ * @kernel mm/mmu_notifier.c:mn_itree_invalidate,
+ *   include/linux/mmu_notifier.h:mmu_interval_set_seq (v5.5+; the callback's call)
  * Locking: as for mmu_notifier_invalidate_range_start.
  * Return: the callback's result.
  */
@@ -310,9 +310,9 @@ export function* mmu_notifier_invalidate_range_end(range: mmu_notifier_range): O
  * freed (mm/memory.zap.ts: tlb_flush_mmu_tlbonly). A no-op before v6.6, where
  * ->invalidate_range runs from mmu_notifier_invalidate_range_end instead.
  * @kernel include/linux/mmu_notifier.h:mmu_notifier_arch_invalidate_secondary_tlbs,
- *   mm/mmu_notifier.c:__mmu_notifier_arch_invalidate_secondary_tlbs, arch/x86/mm/tlb.c:
- *   flush_tlb_mm_range (v6.6+, 1af5a8109904 "mmu_notifiers: rename invalidate_range
- *   notifier", hash recalled)
+ *   mm/mmu_notifier.c:__mmu_notifier_arch_invalidate_secondary_tlbs,
+ *   arch/x86/mm/tlb.c:flush_tlb_mm_range (v6.6+, 1af5a8109904 "mmu_notifiers: rename
+ *   invalidate_range notifier", hash recalled)
  * Locking: may be called with the PTL held; the callbacks must not sleep.
  */
 export function* mmu_notifier_arch_invalidate_secondary_tlbs(
