@@ -26,7 +26,8 @@ import {
   type Plans,
 } from './explore.fixtures.js';
 import { labelled } from './labels.fixtures.js';
-import { Runner, type TraceStep } from './runner.js';
+import { Runner } from './runner.js';
+import { replayKey } from './traces.testlib.js';
 import { point, type Op } from './step.js';
 import { ExclusiveLock, RwSemaphore } from './sync.js';
 
@@ -213,69 +214,19 @@ describe('schedule strings', () => {
 });
 
 /**
- * Brute force, the oracle of the cross-checks: a trace is identified by the ordered
- * pairs of dependent events of different threads (the trace semantics of the module
- * comment); every schedule (within a preemption bound, if given) is enumerated depth
- * first, replaying from scratch for each.
+ * Brute force, the oracle of the cross-checks: a trace is identified by its key
+ * (traces.testlib.ts); every schedule (within a preemption bound, if given) is
+ * enumerated depth first, replaying from scratch for each.
  */
-function traceKey(
-  run: { readonly trace: readonly TraceStep[] },
-  blocking: (i: number) => boolean,
-  crashedAt = -1,
-): string {
-  const tr = run.trace;
-  const dep = (i: number, j: number): boolean => {
-    const a = tr[i]!;
-    const b = tr[j]!;
-    if (a.tid === b.tid) return false;
-    const sa = { ...a, ...(blocking(i) ? { enabled: () => true } : {}) };
-    const sb = { ...b, ...(blocking(j) ? { enabled: () => true } : {}) };
-    return dependent(sa, sb);
-  };
-  // A crash ends the run: keep only the events that happen before the crashing step.
-  const keep = tr.map(() => crashedAt < 0);
-  if (crashedAt >= 0) {
-    keep[crashedAt] = true;
-    for (let j = crashedAt; j >= 0; j--) {
-      if (!keep[j]) continue;
-      for (let i = 0; i < j; i++) if (tr[i]!.tid === tr[j]!.tid || dep(i, j)) keep[i] = true;
-    }
-  }
-  const local: string[] = [];
-  const count = new Map<number, number>();
-  for (const s of tr) {
-    const n = count.get(s.tid) ?? 0;
-    count.set(s.tid, n + 1);
-    local.push(`${s.tid}:${n}`);
-  }
-  const pairs: string[] = [];
-  for (let i = 0; i < tr.length; i++) {
-    for (let j = i + 1; j < tr.length; j++) {
-      if (keep[i] && keep[j] && dep(i, j)) pairs.push(`${local[i]}<${local[j]}`);
-    }
-  }
-  // The events themselves too, so that runs cut by a crash differ from complete ones.
-  const events = local.filter((_, i) => keep[i]).sort();
-  return `${events.join(',')} | ${pairs.sort().join(' ')}`;
-}
 
 /** The trace key and failure of the run of `schedule` (replayed with a full trace). */
 function keyOf(f: ProgramFactory, schedule: readonly number[]): { key: string; failed: boolean } {
-  const prog = f();
-  const r = new Runner();
-  for (const t of prog.threads) r.spawn(t.name, t.op);
-  const blk: boolean[] = [];
-  for (const tid of schedule) {
-    blk.push(r.threads[tid]!.pending!.enabled !== undefined);
-    if (!r.step(tid)) throw new Error(`schedule ${formatSchedule(schedule)} not runnable`);
-  }
-  const run = r.run([]);
+  const { key, run, prog } = replayKey(f, schedule);
   const failed =
     run.status === 'crashed' ||
     run.status === 'deadlock' ||
     (run.status === 'done' && prog.check !== undefined && prog.check() !== null);
-  const crashedAt = run.status === 'crashed' ? run.trace.length - 1 : -1;
-  return { key: traceKey(run, (i) => blk[i]!, crashedAt), failed };
+  return { key, failed };
 }
 
 /** Every complete schedule with at most `bound` preemptions (all of them by default). */

@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  dependent,
   explore,
   exploreSubtree,
   formatSchedule,
@@ -18,38 +17,13 @@ import * as fixtures from './explore.fixtures.js';
 import { labelled } from './labels.fixtures.js';
 import { exploreParallel, splitTasks, WorkerPool, type ParallelResult } from './parallel.js';
 import { loadProgram } from './program-module.js';
-import { Runner } from './runner.js';
+import { replayKey } from './traces.testlib.js';
 
 const FIXTURES = new URL('./explore.fixtures.ts', import.meta.url).href;
 
 /** A trace's identity: the ordered dependent pairs of events of different threads. */
 function traceKey(f: ProgramFactory, schedule: readonly number[]): string {
-  const prog = f();
-  const r = new Runner();
-  for (const t of prog.threads) r.spawn(t.name, t.op);
-  const blk: boolean[] = [];
-  for (const tid of schedule) {
-    blk.push(r.threads[tid]!.pending!.enabled !== undefined);
-    r.step(tid);
-  }
-  const tr = r.trace;
-  const local: string[] = [];
-  const count = new Map<number, number>();
-  for (const s of tr) {
-    const n = count.get(s.tid) ?? 0;
-    count.set(s.tid, n + 1);
-    local.push(`${s.tid}:${n}`);
-  }
-  const pairs: string[] = [];
-  for (let i = 0; i < tr.length; i++) {
-    for (let j = i + 1; j < tr.length; j++) {
-      if (tr[i]!.tid === tr[j]!.tid) continue;
-      const a = { ...tr[i]!, ...(blk[i] ? { enabled: () => true } : {}) };
-      const b = { ...tr[j]!, ...(blk[j] ? { enabled: () => true } : {}) };
-      if (dependent(a, b)) pairs.push(`${local[i]}<${local[j]}`);
-    }
-  }
-  return `${[...local].sort().join(',')} | ${pairs.sort().join(' ')}`;
+  return replayKey(f, schedule).key;
 }
 
 function sequentialKeys(
