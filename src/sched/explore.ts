@@ -401,6 +401,32 @@ class Tally {
     if (prog.labels) countLabels(this.labels, prog.labels(run));
   }
 
+  /**
+   * Ends a DPOR execution that stopped as `end` ('final': finished, deadlocked or crashed;
+   * 'limit': cut at maxSteps; 'sleep': sleep-set blocked): counts it, reports it to
+   * onExecution, labels and records a final one. Returns true when exploration must stop.
+   */
+  endExecution(
+    end: 'final' | 'limit' | 'sleep',
+    runner: Runner,
+    prog: ProgramInstance,
+    preemptions: () => number,
+  ): boolean {
+    let run: RunResult;
+    if (end === 'final') run = finish(runner);
+    else if (end === 'limit') {
+      this.stepLimited++;
+      run = runner.result('step-limit');
+    } else {
+      this.sleepBlocked++;
+      run = runner.result('done', 'sleep-set blocked');
+    }
+    this.opts.onExecution?.(run, { sleepBlocked: end === 'sleep' });
+    if (end !== 'final') return false;
+    this.label(prog, run);
+    return this.record(run, failureOf(run, prog), preemptions());
+  }
+
   progress(fraction: () => number): void {
     if (!this.opts.onProgress || this.executions % this.every !== 0) return;
     const f = Math.min(1, Math.max(fraction(), Number.MIN_VALUE));
@@ -609,20 +635,7 @@ function exploreOptimal(
       }
     }
 
-    let run: RunResult;
-    if (end === 'final') run = finish(runner);
-    else if (end === 'limit') {
-      t.stepLimited++;
-      run = runner.result('step-limit');
-    } else {
-      t.sleepBlocked++;
-      run = runner.result('done', 'sleep-set blocked');
-    }
-    opts.onExecution?.(run, { sleepBlocked: end === 'sleep' });
-    if (end === 'final') t.label(prog, run);
-    if (end === 'final' && t.record(run, failureOf(run, prog), preemptionsOf(events, nodes))) {
-      stopped = true;
-    }
+    if (t.endExecution(end, runner, prog, () => preemptionsOf(events, nodes))) stopped = true;
     t.progress(fraction);
     if (stopped) return t.result(false);
 
@@ -923,19 +936,7 @@ function exploreSource(
       }
     }
 
-    let run: RunResult;
-    if (end === 'final') run = finish(runner);
-    else if (end === 'limit') {
-      t.stepLimited++;
-      run = runner.result('step-limit');
-    } else {
-      t.sleepBlocked++;
-      run = runner.result('done', 'sleep-set blocked');
-    }
-    opts.onExecution?.(run, { sleepBlocked: end === 'sleep' });
-    if (end === 'final') t.label(prog, run);
-    const stop =
-      end === 'final' && t.record(run, failureOf(run, prog), preemptionsOf(events, nodes));
+    const stop = t.endExecution(end, runner, prog, () => preemptionsOf(events, nodes));
     t.progress(fraction);
     if (stop) return t.result(false);
 
