@@ -432,7 +432,13 @@ export function scenarioFactory(
 ): ProgramFactory {
   return () => {
     const inst = new Instance(s, version, config);
-    const verdict = (status: RunStatus): string => inst.verdict(status);
+    // Asked twice per execution (failure and labels), with the same status.
+    const seen = new Map<RunStatus, string>();
+    const verdict = (status: RunStatus): string => {
+      let v = seen.get(status);
+      if (v === undefined) seen.set(status, (v = inst.verdict(status)));
+      return v;
+    };
     return {
       threads: inst.threads,
       failure: (run) => {
