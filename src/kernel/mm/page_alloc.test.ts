@@ -122,6 +122,23 @@ describe('__alloc_pages', () => {
   });
 });
 
+describe('pageblock stealing', () => {
+  it('an unmovable page claims a whole free movable pageblock; the rest of it stays free and serves the next unmovable pages in address order', () => {
+    boot();
+    const mov = alloc_page(GFP_HIGHUSER_MOVABLE)!; // the movable block is not aligned now
+    const a = alloc_page(GFP_KERNEL)!;
+    expect(a % 512).toBe(0);
+    expect(get_pageblock_migratetype(a)).toBe(MIGRATE_UNMOVABLE);
+    expect(get_pageblock_migratetype(mov)).toBe(MIGRATE_MOVABLE);
+    for (let i = 1; i < 512; i++) expect(page_is_free(a + i)).toBe(true);
+    const next = Array.from({ length: 511 }, () => alloc_page(GFP_KERNEL)!);
+    expect(next).toEqual(Array.from({ length: 511 }, (_, i) => a + 1 + i));
+    // The movable frames skipped to align the stolen block are still free, and movable.
+    expect(page_is_free(mov + 1)).toBe(true);
+    expect(alloc_page(GFP_HIGHUSER_MOVABLE)).toBe(mov + 1);
+  });
+});
+
 describe('free_pages_prepared / bad_page', () => {
   it('freeing a still-mapped folio reports "Bad page state" and leaks it', () => {
     const k = boot();

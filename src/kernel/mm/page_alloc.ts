@@ -252,11 +252,17 @@ function popList(l: number[], order: number): number | null {
 }
 
 /**
- * Frames [r.next, start) of a never-used range are skipped to align a block: they stay
- * never-used, as a range of their own taken before the rest of r.
+ * Takes [start, next) out of never-used range r. Frames [r.next, start) skipped to align
+ * the block stay never-used, as a range of their own taken before the rest of r; a range
+ * used up is dropped, so the list does not grow with the allocations.
  */
-function skipTo(z: zone, r: FreshRange, start: number): void {
-  if (start > r.next) z.fresh.splice(z.fresh.indexOf(r), 0, { next: r.next, end: start, mt: r.mt });
+function takeFrom(z: zone, r: FreshRange, start: number, next: number): void {
+  const i = z.fresh.indexOf(r);
+  const parts: FreshRange[] = [];
+  if (start > r.next) parts.push({ next: r.next, end: start, mt: r.mt });
+  r.next = next;
+  if (r.next < r.end) parts.push(r);
+  z.fresh.splice(i, 1, ...parts);
 }
 
 function takeFresh(z: zone, order: number, want: number, mts: readonly number[]): number | null {
@@ -267,8 +273,7 @@ function takeFresh(z: zone, order: number, want: number, mts: readonly number[])
       if (mt === want || order >= pageblock_order) {
         const start = Math.ceil(r.next / n) * n;
         if (start + n > r.end) continue;
-        skipTo(z, r, start);
-        r.next = start + n;
+        takeFrom(z, r, start, start + n);
         if (mt !== want && mt !== MIGRATE_CMA) set_pageblock_migratetype(start, want);
         return start;
       }
@@ -278,8 +283,7 @@ function takeFresh(z: zone, order: number, want: number, mts: readonly number[])
       // becomes a never-used range of that type, taken before any other.
       const start = Math.ceil(r.next / pageblock_nr_pages) * pageblock_nr_pages;
       if (start + pageblock_nr_pages > r.end) continue;
-      skipTo(z, r, start);
-      r.next = start + pageblock_nr_pages;
+      takeFrom(z, r, start, start + pageblock_nr_pages);
       set_pageblock_migratetype(start, want);
       if (n < pageblock_nr_pages) {
         z.fresh.unshift({ next: start + n, end: start + pageblock_nr_pages, mt: want });
