@@ -24,6 +24,9 @@ export interface TraceStepRecord {
   readonly obj: string;
   readonly kind: string;
   readonly shared?: boolean;
+  /** Further objects the step writes, and reads (Step.also, Step.reads). */
+  readonly also?: readonly string[];
+  readonly reads?: readonly string[];
   readonly what?: string;
   /** Locks the stepping thread holds after the step. */
   readonly held?: readonly string[];

@@ -30,8 +30,11 @@ export function renderSteps(t: Trace): string {
   for (const s of t.steps) {
     const access = s.kind + (s.shared ? '(shared)' : '');
     const held = s.held && s.held.length > 0 ? `  [holds ${s.held.join(', ')}]` : '';
+    const extra =
+      (s.also?.length ? ` +write ${s.also.join(', ')}` : '') +
+      (s.reads?.length ? ` +read ${s.reads.join(', ')}` : '');
     lines.push(
-      `${String(s.index).padStart(5)} ${s.thread.padEnd(width)}  ${(s.what ?? '').padEnd(26)} ${access.padEnd(14)} ${s.obj}${held}`,
+      `${String(s.index).padStart(5)} ${s.thread.padEnd(width)}  ${(s.what ?? '').padEnd(26)} ${access.padEnd(14)} ${s.obj}${extra}${held}`,
     );
     for (const n of notesAt.get(s.index) ?? []) lines.push(`      | ${n}`);
   }

@@ -28,7 +28,7 @@ import {
 import { labelled } from './labels.fixtures.js';
 import { Runner } from './runner.js';
 import { replayKey } from './traces.testlib.js';
-import { point, type Op } from './step.js';
+import { point, type Op, type Step } from './step.js';
 import { ExclusiveLock, RwSemaphore } from './sync.js';
 
 describe('dependency relation', () => {
@@ -52,6 +52,74 @@ describe('dependency relation', () => {
     expect(dependent(st('l', 'release'), { ...st('l', 'acquire'), enabled: () => true })).toBe(
       false,
     );
+  });
+});
+
+describe('extra objects of a step (also: writes, reads: reads)', () => {
+  const st = (obj: string, kind: 'read' | 'write', extra: Partial<Step> = {}): Step => ({
+    obj,
+    kind,
+    ...extra,
+  });
+
+  it('a write through `also` depends on any step on that object; a `reads` entry on writes only', () => {
+    expect(dependent(st('a', 'read', { also: ['z'] }), st('z', 'read'))).toBe(true);
+    expect(dependent(st('a', 'read', { also: ['z'] }), st('b', 'read', { also: ['z'] }))).toBe(
+      true,
+    );
+    expect(dependent(st('a', 'read', { also: ['z'] }), st('b', 'read', { reads: ['z'] }))).toBe(
+      true,
+    );
+    expect(dependent(st('a', 'write', { reads: ['z'] }), st('z', 'write'))).toBe(true);
+    expect(dependent(st('a', 'write', { reads: ['z'] }), st('z', 'read'))).toBe(false);
+    expect(dependent(st('a', 'write', { reads: ['z'] }), st('b', 'write', { reads: ['z'] }))).toBe(
+      false,
+    );
+    expect(dependent(st('a', 'write', { also: ['z'] }), st('b', 'write', { also: ['y'] }))).toBe(
+      false,
+    );
+  });
+
+  /** Thread 0 writes `x` and, announced by `also`, `z`; thread 1 reads `z`. */
+  function hidden(announce: 'also' | 'none' | 'reads'): ProgramFactory {
+    return () => {
+      const st = { x: 0, z: 0, seen: -1 };
+      const t0 = function* (): Op<void> {
+        yield {
+          obj: 'x',
+          kind: 'write',
+          ...(announce === 'also' ? { also: ['z'] } : {}),
+        };
+        st.x = 1;
+        st.z = 1;
+      };
+      const t1 = function* (): Op<void> {
+        yield {
+          obj: announce === 'reads' ? 'y' : 'z',
+          kind: 'read',
+          ...(announce === 'reads' ? { reads: ['x'] } : {}),
+        };
+        st.seen = st.z;
+      };
+      return {
+        threads: [
+          { name: 't0', op: t0() },
+          { name: 't1', op: t1() },
+        ],
+        check: () => (st.seen === 0 ? 'read z before the write' : null),
+      };
+    };
+  }
+
+  it('an effect announced through `also` or `reads` is explored both ways; unannounced, one way only', () => {
+    expect(explore(hidden('also'))).toMatchObject({ executions: 2, complete: true });
+    expect(explore(hidden('also')).failures).toHaveLength(1);
+    expect(explore(hidden('reads'))).toMatchObject({ executions: 2, complete: true });
+    expect(explore(hidden('reads')).failures).toHaveLength(1);
+    // Without the announcement the two steps commute: one execution, the read of z
+    // before its write is never tried.
+    expect(explore(hidden('none')).executions).toBe(1);
+    expect(explore(hidden('none')).failures).toHaveLength(0);
   });
 });
 

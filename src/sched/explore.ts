@@ -16,8 +16,9 @@
  *   ({@link ExploreResult.sleepBlocked}).
  * - With `maxPreemptions`: a sound preemption-bounded search, see below.
  *
- * Dependency. Two steps of different threads are dependent when they touch the same
- * object, unless both are reads, both are shared (rwsem reader) acquires or releases,
+ * Dependency. Two steps of different threads are dependent when their extra objects
+ * conflict ({@link Step.also} are writes, {@link Step.reads} reads), or when they
+ * touch the same object, unless both are reads, both are shared (rwsem reader) acquires or releases,
  * both are releases (two threads never hold the same exclusive lock), or one is a
  * release and the other a blocking acquire (below). Steps of one thread are always
  * ordered. Traces are the equivalence classes of executions that order every dependent
@@ -205,10 +206,23 @@ export interface StepInfo {
   readonly kind: StepKind;
   readonly shared: boolean;
   readonly blocking: boolean;
+  /** {@link Step.also}; empty when the step writes nothing else. */
+  readonly also: readonly string[];
+  /** {@link Step.reads}; empty when the step reads nothing else. */
+  readonly reads: readonly string[];
 }
 
+const NO_ALSO: readonly string[] = [];
+
 export function stepInfo(s: Step): StepInfo {
-  return { obj: s.obj, kind: s.kind, shared: s.shared === true, blocking: s.enabled !== undefined };
+  return {
+    obj: s.obj,
+    kind: s.kind,
+    shared: s.shared === true,
+    blocking: s.enabled !== undefined,
+    also: s.also ?? NO_ALSO,
+    reads: s.reads ?? NO_ALSO,
+  };
 }
 
 const info = stepInfo;
@@ -223,7 +237,22 @@ export function dependentInfo(a: StepInfo, b: StepInfo): boolean {
   return dep(a, b);
 }
 
+/**
+ * Whether one step's extra objects ({@link Step.also}, {@link Step.reads}) conflict with
+ * the other's: a write (an `also` entry, or the `obj` of a step that is not a read) of
+ * an object the other touches in any way, or a read of an object the other writes.
+ */
+function extraMeets(a: StepInfo, b: StepInfo): boolean {
+  for (const o of a.also) if (o === b.obj || b.also.includes(o) || b.reads.includes(o)) return true;
+  for (const o of b.also) if (o === a.obj || a.reads.includes(o)) return true;
+  if (b.kind !== 'read') for (const o of a.reads) if (o === b.obj) return true;
+  if (a.kind !== 'read') for (const o of b.reads) if (o === a.obj) return true;
+  return false;
+}
+
 function dep(a: StepInfo, b: StepInfo): boolean {
+  if ((a.also.length || b.also.length || a.reads.length || b.reads.length) && extraMeets(a, b))
+    return true;
   if (a.obj !== b.obj) return false;
   if (a.kind === 'read' && b.kind === 'read') return false;
   const lockish = (k: StepKind): boolean => k === 'acquire' || k === 'release';
@@ -321,7 +350,16 @@ function failureOf(run: RunResult, prog: ProgramInstance): string | null {
 }
 
 function sameStep(a: StepInfo | null | undefined, b: StepInfo): boolean {
-  return !!a && a.obj === b.obj && a.kind === b.kind && a.shared === b.shared;
+  return (
+    !!a &&
+    a.obj === b.obj &&
+    a.kind === b.kind &&
+    a.shared === b.shared &&
+    a.also.length === b.also.length &&
+    a.also.every((o, i) => b.also[i] === o) &&
+    a.reads.length === b.reads.length &&
+    a.reads.every((o, i) => b.reads[i] === o)
+  );
 }
 
 /**
@@ -593,7 +631,7 @@ function exploreOptimal(
       const step = node.pending[tid]!;
       if (!sameStep(step, br.step)) {
         throw new Error(
-          `explore: program is not deterministic, or a step's effect is not announced (thread ${tid} at step ${d} is ${step.kind} ${step.obj}, expected ${br.step.kind} ${br.step.obj})`,
+          `explore: program is not deterministic, or a step's effect is not announced (thread ${tid} at step ${d} is ${step.kind} ${step.obj}, expected ${br.step.kind} ${br.step.obj}; schedule ${formatSchedule([...events.slice(0, d).map((e) => e.tid), tid])})`,
         );
       }
       if (!runner.step(tid)) throw new Error(`explore: thread ${tid} not runnable at step ${d}`);

@@ -18,6 +18,10 @@ export interface TraceStep {
   readonly obj: string;
   readonly kind: StepKind;
   readonly shared?: boolean;
+  /** {@link Step.also}, when the step has extra written objects. */
+  readonly also?: readonly string[];
+  /** {@link Step.reads}, when the step has extra read objects. */
+  readonly reads?: readonly string[];
   readonly what?: string;
 }
 
@@ -132,6 +136,8 @@ export class Runner {
         obj: step.obj,
         kind: step.kind,
         ...(step.shared ? { shared: true } : {}),
+        ...(step.also?.length ? { also: step.also } : {}),
+        ...(step.reads?.length ? { reads: step.reads } : {}),
         ...(step.what !== undefined ? { what: step.what } : {}),
       });
     }

@@ -17,6 +17,19 @@ export interface Step {
   readonly kind: StepKind;
   /** Reader side of a reader/writer lock: shared acquires commute with each other. */
   readonly shared?: boolean;
+  /**
+   * Further objects the step writes: plain state that the code running with the step
+   * changes besides `obj` (a reference drop that may free the frame into its zone, an
+   * LRU isolation that also takes a reference). The step is dependent with every step
+   * of another thread on one of them, whatever the kinds.
+   */
+  readonly also?: readonly string[];
+  /**
+   * Further objects the step reads (a pageblock's migratetype read next to a reference
+   * change): dependent with steps of other threads that write one of them (a `also`
+   * entry, or the `obj` of a step that is not a read).
+   */
+  readonly reads?: readonly string[];
   /** Free text shown in traces (the function that made the step). */
   readonly what?: string;
   /**
