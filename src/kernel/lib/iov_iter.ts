@@ -34,7 +34,8 @@ import { PAGE_SIZE, TASK_SIZE_MAX } from '../arch/x86/include/asm/pgtable_types.
 import { __copy_from_user_inatomic, copy_from_user, copy_to_user } from '../arch/x86/mm/fault.js';
 import { get_current } from '../include/linux/sched.js';
 import { phys_read, phys_write } from '../mm/sparse.js';
-import { get_page } from '../include/linux/page_ref.js';
+import { folio_ref_obj, get_page } from '../include/linux/page_ref.js';
+import { page_folio } from '../include/linux/page-flags.js';
 import { get_user_pages_fast, pin_user_pages_fast } from '../mm/gup.js';
 
 /** iov_iter_extraction_t: ITER_ALLOW_P2PDMA */
@@ -429,7 +430,11 @@ function* bvec_pages(
   for (let k = 0; k < n; k++) {
     pages[k] = (first + k) as page;
     if (get) {
-      yield { obj: `pfn${first + k}.refcount`, kind: 'write', what: 'get_page' };
+      yield {
+        obj: folio_ref_obj(page_folio((first + k) as page)),
+        kind: 'write',
+        what: 'get_page',
+      };
       get_page(pages[k]!);
     }
   }

@@ -179,6 +179,33 @@ describe('cma_alloc', () => {
     unpin_user_pages(pages, 1);
   });
 
+  it('R-GUP-8 (6.18): a FOLL_LONGTERM pin still inside its GUP call fails cma_alloc without cma-pin; the call then migrates the page out and cma_alloc succeeds', () => {
+    const env = boot('6.18');
+    const [p] = anonInCma(env, 1);
+    const pages = newPages(1);
+    const r = env.k.runner();
+    r.spawn('gup', pin_user_pages_fast(A, 1, FOLL_WRITE | FOLL_LONGTERM, pages), env.task);
+    r.spawn('cma', cma_alloc(cma_find('reserved')!, 1024, 0, true));
+    // GUP-fast refuses the CMA page; the slow path pins it, then checks and migrates.
+    while (!gup_live_pin_records().some((x) => x.folio === p)) expect(r.step(0)).toBe(true);
+    expect(gup_live_pin_records().find((x) => x.folio === p)!.inflight).toBe(true);
+    const from = env.k.log.length;
+    while (!r.threads[1]!.done) expect(r.step(1)).toBe(true);
+    expect(r.threads[1]!.result).toBeNull();
+    const c = cma_find('reserved')!;
+    expect(cma_last_failure(c)!.pins.map((x) => [x.folio, x.inflight])).toEqual([[p, true]]);
+    expect(modelLines(env, from).join('\n')).toContain(
+      '(in flight: the FOLL_LONGTERM call has not returned)',
+    );
+    expect(pfnsan_reports().map((x) => x.code)).not.toContain('cma-pin');
+    while (!r.threads[0]!.done) expect(r.step(0)).toBe(true);
+    expect(r.threads[0]!.result).toBe(1);
+    expect(pages[0]).not.toBe(p);
+    expect(gup_live_pin_records().map((x) => [x.folio, x.inflight])).toEqual([[pages[0], false]]);
+    expect(env.run(cma_alloc(c, 1024, 0, false))).toBe(CMA_BASE);
+    unpin_user_pages(pages, 1);
+  });
+
   it('R-GUP-8 (6.18): every busy range names its own pin; the failure lists both pins once', () => {
     const env = boot('6.18');
     const [p0, p1] = anonInCma(env, 2, 513);

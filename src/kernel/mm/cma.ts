@@ -346,8 +346,13 @@ export function* cma_alloc(
       blocker: attempts.find((a) => a.blocker)?.blocker ?? null,
       pins: [...pins.values()].sort((a, b) => a.id - b.id),
     };
+    // pfnsan: a pin still inside its FOLL_LONGTERM GUP call is transient (the call is
+    // about to drop it and migrate the folio out of CMA): cma_alloc may fail on it, as
+    // it may on any short-lived reference, and a caller retries. Only the pins GUP has
+    // handed to its caller are reported.
     const b = m.lastFailure.blocker;
-    if (b) pfnsan_cma_pin(c.name, count, b.pfn, m.lastFailure.pins);
+    const held = m.lastFailure.pins.filter((r) => !r.inflight);
+    if (b) pfnsan_cma_pin(c.name, count, b.pfn, held);
   }
   return pg;
 }

@@ -214,6 +214,7 @@ import {
 } from '../include/linux/page-flags.js';
 import {
   folio_get,
+  folio_ref_obj,
   folio_put_refs,
   folio_ref_add,
   folio_ref_count,
@@ -243,7 +244,9 @@ import { folio_lock, folio_mark_dirty, folio_unlock, mapping_can_writeback } fro
 import { shmem_mapping } from './shmem.js';
 import {
   alloc_migration_target,
+  contig_ref_step,
   folio_isolate_lru,
+  folioIsolated,
   migrate_pages,
   putback_movable_pages,
   MIGRATE_SYNC,
@@ -251,7 +254,7 @@ import {
   MR_LONGTERM_PIN,
   type migration_target_control,
 } from './migrate.js';
-import { GFP_USER, __GFP_NOWARN } from './page_alloc.js';
+import { GFP_USER, __GFP_NOWARN, pfn_in_cma_area, zone_state_obj } from './page_alloc.js';
 import { pfnsan_unpin_check } from './pfnsan/pfnsan.js';
 
 /** -EMLINK: GUP's internal "unshare first" result of follow_page_mask (v5.19+). */
@@ -444,7 +447,13 @@ export function gup_put_folio(f: folio, refs: number, flags: number): void {
 function* try_get_folio(p: page, refs: number): Op<folio | null> {
   let f = page_folio(p);
   for (;;) {
-    yield { obj: `folio${f}.refcount`, kind: 'write', what: 'folio_ref_try_add' };
+    yield {
+      obj: folio_ref_obj(f),
+      kind: 'write',
+      what: 'folio_ref_try_add',
+      // The long-term check next to the grab reads the pageblock's migratetype.
+      ...(pfn_in_cma_area(f) ? { reads: [zone_state_obj(f)] } : {}),
+    };
     if (WARN_ON_ONCE(folio_ref_count(f) < 0)) return null;
     if (!folio_ref_try_add(f, refs)) return null;
     // The folio may have been split between page_folio() and the increment.
@@ -476,8 +485,12 @@ function* try_grab_folio_fast(p: page, refs: number, flags: number): Op<folio | 
   if (flags & FOLL_GET) return yield* try_get_folio(p, refs);
   // FOLL_PIN is set.
   if (since(6, 5) && is_zero_page(p)) return page_folio(p);
-  if (!since(5, 13) && flags & FOLL_LONGTERM && !folio_is_longterm_pinnable(page_folio(p)))
-    return null;
+  if (!since(5, 13) && flags & FOLL_LONGTERM) {
+    // The pageblock's migratetype is read before any reference is taken.
+    if (pfn_in_cma_area(p))
+      yield { obj: zone_state_obj(p), kind: 'read', what: 'is_migrate_cma_page' };
+    if (!folio_is_longterm_pinnable(page_folio(p))) return null;
+  }
   const f = yield* try_get_folio(p, refs);
   if (!f) return null;
   if (since(5, 13) && flags & FOLL_LONGTERM && !folio_is_longterm_pinnable(f)) {
@@ -860,6 +873,7 @@ function* follow_page_pte(
       }
       check_pinned_exclusive(flags, pg);
       // try_grab_folio() does nothing unless FOLL_GET or FOLL_PIN is set.
+      if (flags & (FOLL_GET | FOLL_PIN)) yield* contig_ref_step(f, 'try_grab_folio');
       const ret = try_grab_folio(f, 1, flags);
       if (ret) {
         p = ret;
@@ -1791,7 +1805,7 @@ function* migrate_device_coherent_folio(f: folio): Op<number> {
     MR_LONGTERM_PIN,
   );
   if (rc) {
-    putback_movable_pages(list);
+    yield* putback_movable_pages(list);
     return -EBUSY;
   }
   return 0;
@@ -1804,29 +1818,57 @@ function* migrate_device_coherent_folio(f: folio): Op<number> {
  * isolated is counted and left where it is, so the caller retries).
  * @kernel mm/gup.c:collect_longterm_unpinnable_folios (v6.2+; collect_longterm_unpinnable_pages
  *   v6.2–v6.10; the loop of check_and_migrate_movable_pages v5.13–v6.1)
- * Locking: none beyond the pins held on pages[].
- * Return: the number of folios collected (>= 0).
+ * Locking: none beyond the pins held on pages[]; one step per folio in a CMA area (the
+ *   migratetype read, the isolation and its reference: contig_ref_step).
+ * Return: the number of folios collected (>= 0). `busy` (model) gets the movable folios
+ *   that could not be isolated: someone else (alloc_contig_range) has them.
  * Left out: hugetlb folios (isolate_hugetlb), lru_add_drain_all.
  */
-function collect_longterm_unpinnable_folios(
+function* collect_longterm_unpinnable_folios(
   list: folio[],
   pages: page_array,
   off: number,
   nr_pages: number,
-): number {
+  busy: folio[],
+): Op<number> {
   let collected = 0;
   let prev: folio | null = null;
   for (let i = 0; i < nr_pages; i++) {
     const f = page_folio(pages[off + i]!);
     if (f === prev) continue;
     prev = f;
+    yield* contig_ref_step(f, 'folio_isolate_lru', 'isolate');
     if (folio_is_longterm_pinnable(f)) continue;
     collected++;
     if (folio_is_device_coherent(f)) continue;
-    if (!folio_isolate_lru(f)) continue;
+    if (!folio_isolate_lru(f)) {
+      busy.push(f);
+      continue;
+    }
     list.push(f);
   }
   return collected;
+}
+
+/**
+ * Model: the retry of a long-term pin whose folios someone else has isolated. The kernel
+ * unpins, returns -EAGAIN and pins again at once, spinning until the isolator (a
+ * concurrent alloc_contig_range) has migrated the folio or put it back; each round in
+ * between changes nothing. The spin is modelled as a wait for that: a blocking step on
+ * the folio's reference object, enabled once the folio is no longer isolated (the
+ * isolator's putback and migrate_folio_done are steps on that object), so a paused
+ * isolator is not a livelock.
+ */
+function* wait_longterm_isolated(busy: readonly folio[]): Op<void> {
+  for (const f of busy) {
+    if (!folioIsolated(f)) continue;
+    yield {
+      obj: folio_ref_obj(f),
+      kind: 'read',
+      what: '__gup_longterm_locked: retry until the isolator lets the folio go',
+      enabled: () => !folioIsolated(f),
+    };
+  }
 }
 
 /**
@@ -1865,6 +1907,7 @@ function* migrate_longterm_unpinnable_folios(
       // We can't migrate folios with unexpected references, so drop the reference
       // obtained by __get_user_pages_locked(). Migrating folios hold the isolation
       // reference, so they won't be freed.
+      yield* contig_ref_step(f, 'unpin_user_page', 'put');
       gup_put_folio(f, 1, FOLL_PIN);
       pages[off + i] = null;
     }
@@ -1877,14 +1920,16 @@ function* migrate_longterm_unpinnable_folios(
         break err;
       }
     }
-    putback_movable_pages(list);
+    yield* putback_movable_pages(list);
     return -EAGAIN;
   }
   for (let i = 0; i < nr_pages; i++) {
     const q = pages[off + i];
-    if (q !== null && q !== undefined) unpin_user_page(q);
+    if (q === null || q === undefined) continue;
+    yield* contig_ref_step(page_folio(q), 'unpin_user_page', 'put');
+    unpin_user_page(q);
   }
-  putback_movable_pages(list);
+  yield* putback_movable_pages(list);
   return ret;
 }
 
@@ -1906,9 +1951,12 @@ function* check_and_migrate_movable_pages(
   off: number,
 ): Op<number> {
   const list: folio[] = [];
-  const collected = collect_longterm_unpinnable_folios(list, pages, off, nr_pages);
+  const busy: folio[] = [];
+  const collected = yield* collect_longterm_unpinnable_folios(list, pages, off, nr_pages, busy);
   if (!collected) return 0;
-  return yield* migrate_longterm_unpinnable_folios(list, pages, off, nr_pages);
+  const rc = yield* migrate_longterm_unpinnable_folios(list, pages, off, nr_pages);
+  if (rc === -EAGAIN) yield* wait_longterm_isolated(busy);
+  return rc;
 }
 
 /**
@@ -1933,6 +1981,7 @@ function* check_and_migrate_movable_pages_old(
   let isolation_error_count = 0;
   let coherent_pages = false;
   const list: folio[] = [];
+  const busy: folio[] = [];
   let prev: folio | null = null;
   let ret = 0;
   unpin: {
@@ -1956,10 +2005,12 @@ function* check_and_migrate_movable_pages_old(
         if (ret) break unpin;
         continue;
       }
+      yield* contig_ref_step(head, 'isolate_lru_page', 'isolate');
       if (folio_is_longterm_pinnable(head)) continue;
       // Try to move out any movable page before pinning the range.
       if (!folio_isolate_lru(head)) {
         isolation_error_count++;
+        busy.push(head);
         continue;
       }
       list.push(head);
@@ -1972,6 +2023,11 @@ function* check_and_migrate_movable_pages_old(
   for (let i = 0; i < nr_pages; i++) {
     const q = pages[off + i];
     if (q === null || q === undefined) continue;
+    yield* contig_ref_step(
+      page_folio(q),
+      gup_flags & FOLL_PIN ? 'unpin_user_page' : 'put_page',
+      'put',
+    );
     if (gup_flags & FOLL_PIN) unpin_user_page(q);
     else folio_put_refs(page_folio(q), 1);
   }
@@ -1987,7 +2043,8 @@ function* check_and_migrate_movable_pages_old(
     // number of pages not migrated
     if (ret > 0) ret = -ENOMEM;
   }
-  if (ret && list.length) putback_movable_pages(list);
+  if (ret && list.length) yield* putback_movable_pages(list);
+  if (!ret) yield* wait_longterm_isolated(busy);
   return ret;
 }
 
@@ -2022,6 +2079,7 @@ function* check_and_migrate_cma_pages(
       const head = page_folio(q);
       // gup may start from a tail page. Advance step by the left part.
       const step = folio_nr_pages(head) - (q - head);
+      yield* contig_ref_step(head, 'isolate_lru_page', 'isolate');
       if (!folio_is_longterm_pinnable(head)) {
         if (folio_isolate_lru(head)) list.push(head);
       }
@@ -2029,6 +2087,9 @@ function* check_and_migrate_cma_pages(
     }
     if (!list.length) return ret;
     // drop the above get_user_pages reference.
+    for (let i = 0; i < nr_pages; i++) {
+      yield* contig_ref_step(page_folio(pages[off + i]!), 'put_page', 'put');
+    }
     if (gup_flags & FOLL_PIN) unpin_user_pages(pages.slice(off, off + nr_pages), nr_pages);
     else for (let i = 0; i < nr_pages; i++) folio_put_refs(page_folio(pages[off + i]!), 1);
     const mtc: migration_target_control = {
@@ -2041,7 +2102,7 @@ function* check_and_migrate_cma_pages(
     ) {
       // some of the pages failed migration. Do get_user_pages without migration.
       migrate_allow = false;
-      if (list.length) putback_movable_pages(list);
+      if (list.length) yield* putback_movable_pages(list);
     }
     // We did migrate all the pages, Try to get the page references again migrating any
     // new CMA pages which we failed to isolate earlier.
@@ -2080,6 +2141,21 @@ export function* __gup_longterm_locked(
   const l = since(6, 3) ? locked : null;
   if (!(gup_flags & FOLL_LONGTERM))
     return yield* __get_user_pages_locked(mm, start, nr_pages, pages, off, l, gup_flags);
+  return yield* gup_longterm_inflight(
+    __gup_longterm_locked_longterm(mm, start, nr_pages, pages, off, l, gup_flags),
+  );
+}
+
+/** The FOLL_LONGTERM part of __gup_longterm_locked (its pins are in flight meanwhile). */
+function* __gup_longterm_locked_longterm(
+  mm: mm_struct,
+  start: number,
+  nr_pages: number,
+  pages: page_array | null,
+  off: number,
+  l: int_ptr | null,
+  gup_flags: number,
+): Op<number> {
   if (!since(5, 13)) {
     if (!pages) return -EINVAL;
     const rc = yield* __get_user_pages_locked(mm, start, nr_pages, pages, off, null, gup_flags);
@@ -2528,6 +2604,7 @@ function* gup_fast_pte_range(
     const f = yield* try_grab_folio_fast(p, 1, flags);
     if (!f) return 0;
     if (!since(6, 5) && (yield* page_is_secretmem(p))) {
+      yield* contig_ref_step(f, 'gup_put_folio', 'put');
       gup_put_folio(f, 1, flags);
       return 0;
     }
@@ -2535,14 +2612,17 @@ function* gup_fast_pte_range(
     const pmdNow = since(6, 0) ? yield* pmdp_get_lockless(pmdp) : pmd;
     const pteNow = yield* ptep_get_lockless(ptep, 'gup_fast_pte_range recheck');
     if (pmdNow !== pmd || pteNow !== pte) {
+      yield* contig_ref_step(f, 'gup_put_folio', 'put');
       gup_put_folio(f, 1, flags);
       return 0;
     }
     if (since(6, 5) && !(yield* gup_fast_folio_allowed(f, flags))) {
+      yield* contig_ref_step(f, 'gup_put_folio', 'put');
       gup_put_folio(f, 1, flags);
       return 0;
     }
     if (!pte_write(pte) && gup_must_unshare(null, flags, p)) {
+      yield* contig_ref_step(f, 'gup_put_folio', 'put');
       gup_put_folio(f, 1, flags);
       return 0;
     }
@@ -2579,14 +2659,17 @@ function* gup_fast_pmd_leaf(
   const f = yield* try_grab_folio_fast(p, refs, flags);
   if (!f) return 0;
   if ((yield* pmdp_get_lockless(pmdp)) !== orig) {
+    yield* contig_ref_step(f, 'gup_put_folio', 'put');
     gup_put_folio(f, refs, flags);
     return 0;
   }
   if (since(6, 5) && !(yield* gup_fast_folio_allowed(f, flags))) {
+    yield* contig_ref_step(f, 'gup_put_folio', 'put');
     gup_put_folio(f, refs, flags);
     return 0;
   }
   if (!pmd_write(orig) && gup_must_unshare(null, flags, f as number as page)) {
+    yield* contig_ref_step(f, 'gup_put_folio', 'put');
     gup_put_folio(f, refs, flags);
     return 0;
   }
@@ -2616,14 +2699,17 @@ function* gup_fast_pud_leaf(
   const f = yield* try_grab_folio_fast(p, refs, flags);
   if (!f) return 0;
   if ((yield* pudp_get_lockless(pudp)) !== orig) {
+    yield* contig_ref_step(f, 'gup_put_folio', 'put');
     gup_put_folio(f, refs, flags);
     return 0;
   }
   if (since(6, 5) && !(yield* gup_fast_folio_allowed(f, flags))) {
+    yield* contig_ref_step(f, 'gup_put_folio', 'put');
     gup_put_folio(f, refs, flags);
     return 0;
   }
   if (!pud_write(orig) && gup_must_unshare(null, flags, f as number as page)) {
+    yield* contig_ref_step(f, 'gup_put_folio', 'put');
     gup_put_folio(f, refs, flags);
     return 0;
   }
@@ -3061,16 +3147,48 @@ export interface gup_pin_record {
   /** Logical time (ns since boot) and scheduler step of the pin. */
   readonly time_ns: number;
   readonly step: number;
+  /**
+   * Taken inside a FOLL_LONGTERM __gup_longterm_locked() call that has not returned: the
+   * pin is transient, the call may still drop it to migrate the folio (R-GUP-8). Cleared
+   * when the call returns with the pin held.
+   */
+  inflight: boolean;
 }
 
 interface GupPinState {
   /** Live records by folio head pfn, oldest first. */
   readonly byFolio: Map<number, gup_pin_record[]>;
+  /** Per pid: FOLL_LONGTERM __gup_longterm_locked() calls in progress. */
+  readonly longterm: Map<number, number>;
 }
 
 function pinState(): GupPinState {
   const k = currentKernel();
-  return ((k.sub.gup_pins as GupPinState | undefined) ??= { byFolio: new Map() });
+  return ((k.sub.gup_pins as GupPinState | undefined) ??= {
+    byFolio: new Map(),
+    longterm: new Map(),
+  });
+}
+
+/**
+ * Runs a FOLL_LONGTERM __gup_longterm_locked() body: the pins the current task takes
+ * meanwhile are in flight ({@link gup_pin_record.inflight}) until the outermost such
+ * call returns.
+ */
+function* gup_longterm_inflight<T>(op: Op<T>): Op<T> {
+  const st = pinState();
+  const pid = get_current().pid;
+  st.longterm.set(pid, (st.longterm.get(pid) ?? 0) + 1);
+  try {
+    return yield* op;
+  } finally {
+    const n = st.longterm.get(pid)! - 1;
+    if (n > 0) st.longterm.set(pid, n);
+    else {
+      st.longterm.delete(pid);
+      for (const l of st.byFolio.values()) for (const r of l) if (r.pid === pid) r.inflight = false;
+    }
+  }
 }
 
 /** The GUP entry points a pin can be attributed to. */
@@ -3114,6 +3232,7 @@ function gup_pin_record_add(f: folio, refs: number, flags: number): void {
     call_path: frames,
     time_ns: k.ktime_ns,
     step: k.step,
+    inflight: pinState().longterm.has(t.pid),
   };
   const m = pinState().byFolio;
   const list = m.get(f);
@@ -3235,5 +3354,6 @@ export function gup_pin_record_str(r: gup_pin_record): string {
   const at = r.caller ? ` at ${r.caller.fn} (${r.caller.file})` : '';
   const t = (r.time_ns / 1e9).toFixed(6);
   const step = r.step >= 0 ? ` step ${r.step}` : '';
-  return `${r.comm}(${r.pid})${via}${at}, ${r.count} pin${r.count === 1 ? '' : 's'}, t=${t}s${step}`;
+  const inflight = r.inflight ? ' (in flight: the FOLL_LONGTERM call has not returned)' : '';
+  return `${r.comm}(${r.pid})${via}${at}, ${r.count} pin${r.count === 1 ? '' : 's'}, t=${t}s${step}${inflight}`;
 }

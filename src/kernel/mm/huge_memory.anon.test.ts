@@ -175,7 +175,7 @@ function thpUnderMigration(env: Env, byte = 0x3c) {
   );
   for (;;) {
     const p = r.threads[0]!.pending!;
-    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    if (p.what === 'folio_ref_count' && p.obj === `folio${src}.refcount`) break;
     expect(r.step(0)).toBe(true);
   }
   expect(is_pmd_migration_entry(pmdAt(env, A))).toBe(true);

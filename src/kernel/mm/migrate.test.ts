@@ -449,7 +449,7 @@ describe('migrate_pages', () => {
       expect(fail.refcount).toBe(fail.expected + 1);
       // Isolation reference + 2 mappings + the extra one.
       expect(folio_ref_count(f)).toBe(4);
-      putback_movable_pages(list);
+      k.run(putback_movable_pages(list));
       expect(folio_ref_count(f)).toBe(3);
       expect(folioIsolated(f)).toBe(false);
     });
@@ -477,7 +477,7 @@ describe('migrate_pages', () => {
     // Every attempt still fired a CLEAR range around the refused unmap.
     const ev = notifierLog().slice(before);
     expect(ev.every((e) => e.event === 'MMU_NOTIFY_CLEAR')).toBe(true);
-    putback_movable_pages(list);
+    k.run(putback_movable_pages(list));
   });
 
   it('R-GUP-8 (5.15, before PG_anon_exclusive): the pinned folio is unmapped, then fails the refcount check and is restored', () => {
@@ -673,7 +673,7 @@ describe('folio_isolate_lru', () => {
     expect(folio_isolate_lru(f)).toBe(true);
     expect(folio_ref_count(f)).toBe(2);
     expect(folio_isolate_lru(f)).toBe(false);
-    putback_movable_pages([f]);
+    k.run(putback_movable_pages([f]));
     expect(folio_ref_count(f)).toBe(1);
   });
 });

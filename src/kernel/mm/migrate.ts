@@ -97,6 +97,7 @@ import {
 } from '../include/linux/page-flags.js';
 import {
   folio_get,
+  folio_ref_obj,
   folio_put,
   folio_try_get,
   folio_ref_add,
@@ -166,7 +167,14 @@ import {
   PG_table,
   PG_tail,
 } from './sparse.js';
-import { alloc_pages, GFP_TRANSHUGE, __GFP_COMP, __GFP_RECLAIM } from './page_alloc.js';
+import {
+  alloc_pages,
+  GFP_TRANSHUGE,
+  __GFP_COMP,
+  __GFP_RECLAIM,
+  pfn_in_cma_area,
+  zone_state_obj,
+} from './page_alloc.js';
 
 /* ------------------------------------------------------------------------------------ */
 /* enum migrate_mode, enum migrate_reason (include/linux/migrate_mode.h)                 */
@@ -358,12 +366,48 @@ function folio_add_lru(f: folio): void {
 }
 
 /**
+ * How a step of {@link contig_ref_step} touches the folio and its zone:
+ * - 'read': reads the reference count;
+ * - 'write': changes the references (a pin, a get, a put that cannot be the last);
+ * - 'put': drops a reference that may be the last: the folio may go back to its zone's
+ *   free lists (the zone is in `also`);
+ * - 'isolate': changes the references or the LRU flag next to a read of the pageblock's
+ *   migratetype (folio_is_longterm_pinnable, the scan of alloc_contig_range: the zone is
+ *   in `reads`).
+ */
+export type contig_ref_kind = 'read' | 'write' | 'put' | 'isolate';
+
+/**
+ * Model: the step before a reference, LRU or pin change on a folio in a CMA area, the
+ * frames that alloc_contig_range() (cma_alloc) scans, isolates and migrates while GUP
+ * pins them and migrates them itself, reading the references without the page-table
+ * lock. Other folios keep the steps they had: nothing else in the model reads their
+ * references unlocked.
+ */
+export function* contig_ref_step(
+  f: folio,
+  what: string,
+  kind: contig_ref_kind = 'write',
+): Op<void> {
+  if (!pfn_in_cma_area(f)) return;
+  const obj = folio_ref_obj(f);
+  if (kind === 'read') yield { obj, kind: 'read', what };
+  else if (kind === 'write') yield { obj, kind: 'write', what };
+  else if (kind === 'put') yield { obj, kind: 'write', what, also: [zone_state_obj(f)] };
+  else yield { obj, kind: 'write', what, reads: [zone_state_obj(f)] };
+}
+
+/**
  * putback_movable_pages(list): puts folios that were not migrated back on their LRU
  * lists; empties the list.
  * @kernel mm/migrate.c:putback_movable_pages (all versions)
+ * Locking: the lruvec lock per folio (a step per folio in a CMA area: contig_ref_step).
  */
-export function putback_movable_pages(l: folio[]): void {
-  for (const f of l.splice(0)) folio_putback_lru(f);
+export function* putback_movable_pages(l: folio[]): Op<void> {
+  for (const f of l.splice(0)) {
+    yield* contig_ref_step(f, 'folio_putback_lru', 'put');
+    folio_putback_lru(f);
+  }
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -562,7 +606,9 @@ function* try_to_migrate_one(f: folio, vma: vm_area_struct, _flags: number): Op<
     const pteval = yield* ptep_get_and_clear(mm, a, s.ptr, 'ptep_clear_flush');
     if (pte_dirty(pteval)) folio_set_dirty_flag(f);
     const writable = pte_write(pteval);
-    // See folio_try_share_anon_rmap_pte(): clear PTE first.
+    // See folio_try_share_anon_rmap_pte(): clear PTE first. It reads the references
+    // (folio_maybe_dma_pinned), which a GUP unpin changes without the PTE lock.
+    if (anon_exclusive) yield* contig_ref_step(f, 'folio_maybe_dma_pinned', 'read');
     if (anon_exclusive && folio_try_share_anon_rmap(f, subpage)) {
       yield* set_pte_at(mm, a, s.ptr, pteval);
       recordFailure(f, -EAGAIN, 'exclusive anonymous folio may be DMA-pinned: its mapping stays');
@@ -722,6 +768,7 @@ function* migration_entry_wait_on_locked(entry: swp_entry_t, ptl: spinlock_t): O
 function* put_and_wait_on_page_locked(f: folio): Op<void> {
   yield { obj: folioLockObj(f), kind: 'read', what: 'put_and_wait_on_page_locked' };
   const bit_is_set = folio_test_locked(f);
+  yield* contig_ref_step(f, 'put_and_wait_on_page_locked: folio_put', 'put');
   folio_put(f);
   if (!bit_is_set) return;
   yield {
@@ -747,6 +794,7 @@ function* wait_on_migration_entry(entry: swp_entry_t, ptl: spinlock_t): Op<void>
     return;
   }
   const f = pfn_swap_entry_folio(entry);
+  yield* contig_ref_step(f, 'get_page_unless_zero');
   if (!folio_try_get(f)) {
     yield* spin_unlock(ptl);
     return;
@@ -875,7 +923,7 @@ function* __migrate_folio(mapping: address_space | null, dst: folio, src: folio)
   // Check whether src does not have extra refs before we do more work. The read of the
   // refcount is a scheduling point: a racing get (GUP, a v5.x migration-entry waiter) may
   // land just before it.
-  yield { obj: `pfn${src}.refcount`, kind: 'read', what: 'folio_ref_count' };
+  yield { obj: folio_ref_obj(src), kind: 'read', what: 'folio_ref_count' };
   if (folio_ref_count(src) !== expected_count) {
     recordFailure(src, -EAGAIN, 'extra references: refcount differs from folio_expected_refs()');
     return -EAGAIN;
@@ -1021,8 +1069,11 @@ function* migrate_folio_unmap(
   let av: anon_vma | null = null;
   let locked = false;
   let dst_locked = false;
+  mstate().failures.delete(src);
+  yield* contig_ref_step(src, 'migrate_folio_unmap: folio_ref_count', 'read');
   if (folio_ref_count(src) === 1) {
     // Folio was freed from under us. So we are done.
+    yield* contig_ref_step(src, 'migrate_folio_done', 'put');
     migrate_folio_done(src, reason);
     return { rc: MIGRATEPAGE_SUCCESS, dst: null };
   }
@@ -1086,6 +1137,7 @@ function* migrate_folio_move(
 ): Op<number> {
   const st = mstate().dst.get(dst)!;
   mstate().dst.delete(dst);
+  mstate().failures.delete(src);
   const rc = yield* move_to_new_folio(dst, src, mode);
   if (rc === MIGRATEPAGE_SUCCESS) {
     folio_add_lru(dst);
@@ -1095,6 +1147,7 @@ function* migrate_folio_move(
     folio_put(dst);
     if (st.anon_vma) put_anon_vma(st.anon_vma);
     yield* folio_unlock(src);
+    yield* contig_ref_step(src, 'migrate_folio_done', 'put');
     migrate_folio_done(src, reason);
     return rc;
   }
@@ -1128,6 +1181,39 @@ interface Stats {
   nr_succeeded: number;
 }
 
+/** Failure reasons of a folio whose references kept it from migrating. */
+const REF_FAILURES: ReadonlySet<string> = new Set([
+  'extra references: refcount differs from folio_expected_refs()',
+  'exclusive anonymous folio may be DMA-pinned: its mapping stays',
+]);
+
+/**
+ * Model: whether a retry of `folios` would only repeat the pass that just failed. A folio
+ * that failed on its references (a GUP pin or reference: __migrate_folio's count check,
+ * or try_to_migrate's maybe-pinned check) fails the same way in every later pass until
+ * another thread changes its references: the passes in between change nothing that
+ * matters. One read step per folio on its reference count: when no count has moved
+ * since its failure, the caller gives up at once, as after its last pass; when one has,
+ * the pass runs. So a pin dropped during the retries is explored once (before the check,
+ * or after the last pass) rather than once per pass. Folios in a CMA area only (the
+ * references contig_ref_step announces); any other folio, or another failure, keeps
+ * every pass.
+ */
+export function* retry_repeats(folios: readonly folio[]): Op<boolean> {
+  if (!folios.length) return false;
+  const failures = mstate().failures;
+  for (const f of folios) {
+    const fail = failures.get(f);
+    if (!fail || !REF_FAILURES.has(fail.reason) || !pfn_in_cma_area(f)) return false;
+  }
+  let same = true;
+  for (const f of folios) {
+    yield* contig_ref_step(f, 'migrate_pages: retry', 'read');
+    if (folio_ref_count(f) !== failures.get(f)!.refcount) same = false;
+  }
+  return same;
+}
+
 /**
  * migrate_pages_batch(from, ...): unmaps as many folios of `from` as possible, then
  * moves them, each phase retrying -EAGAIN folios for up to nr_pass passes. Folios that
@@ -1145,12 +1231,14 @@ function* migrate_pages_batch(
   ret_folios: folio[],
   stats: Stats,
   nr_pass: number,
+  retrying = false,
 ): Op<number> {
   let retry = 1;
   let nr_failed = 0;
   let rc_saved = 0;
   const unmap: { src: folio; dst: folio }[] = [];
   unmapLoop: for (let pass = 0; pass < nr_pass && retry; pass++) {
+    if ((pass > 0 || retrying) && (yield* retry_repeats(from))) break;
     retry = 0;
     for (const f of [...from]) {
       const nr = folio_nr_pages(f);
@@ -1192,6 +1280,7 @@ function* migrate_pages_batch(
     // move: (try_to_unmap_flush() of the batched TLB flush is implicit in the model)
     retry = 1;
     for (let pass = 0; pass < nr_pass && retry; pass++) {
+      if (pass > 0 && (yield* retry_repeats(unmap.map((u) => u.src)))) break;
       retry = 0;
       for (const u of [...unmap]) {
         const nr = folio_nr_pages(u.src);
@@ -1265,6 +1354,7 @@ function* migrate_pages_sync(
       ret_folios,
       stats,
       NR_MAX_MIGRATE_SYNC_RETRY,
+      true,
     );
     ret_folios.push(...one);
     if (rc < 0) return rc;
@@ -1292,6 +1382,7 @@ function* migrate_pages_legacy(
   let retry = 1;
   let nr_failed = 0;
   for (let pass = 0; pass < NR_MAX_MIGRATE_PAGES_RETRY && retry; pass++) {
+    if (pass > 0 && (yield* retry_repeats(from))) break;
     retry = 0;
     for (const f of [...from]) {
       const nr = folio_nr_pages(f);

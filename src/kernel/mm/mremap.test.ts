@@ -183,7 +183,7 @@ function startMigration(k: Kernel, mm: mm_struct, addr: number) {
   );
   for (;;) {
     const p = r.threads[0]!.pending!;
-    if (p.what === 'folio_ref_count' && p.obj === `pfn${src}.refcount`) break;
+    if (p.what === 'folio_ref_count' && p.obj === `folio${src}.refcount`) break;
     expect(r.step(0)).toBe(true);
   }
   return { r, src };

@@ -140,6 +140,24 @@ export function page_zone(p: page | number): zone | undefined {
   return page_alloc_state().zones.find((z) => p >= z.zone_start_pfn && p < z.zone_end_pfn);
 }
 
+/**
+ * Model: the scheduler object that stands for a zone's allocator state (its free lists
+ * and buddy flags, the pageblock migratetypes, the LRU membership of its folios), as
+ * zone->lock guards the first two. Steps that read or change that state name it, or list
+ * it in their `also`.
+ */
+export function zone_state_obj(p: page | number): string {
+  return `zone${page_zone(p)?.idx ?? page_zonenum(p)}.lock`;
+}
+
+/**
+ * Model: whether the frame lies in a CMA area. Static (the areas are fixed at boot),
+ * unlike the pageblock's migratetype, which isolation turns to MIGRATE_ISOLATE and back.
+ */
+export function pfn_in_cma_area(p: page | number): boolean {
+  return page_alloc_state().cmas.some((c) => p >= c.base_pfn && p < c.base_pfn + c.count);
+}
+
 /** get_pageblock_migratetype(page) */
 export function get_pageblock_migratetype(p: page | number): number {
   const a = memmap().peek(p);

@@ -153,13 +153,13 @@ describe('isolate_migratepages_range', () => {
     const a = mk();
     const b = mk();
     folio_ref_add(b, 1024); // pinned
-    const r = isolate_migratepages_range(Math.min(a, b), Math.max(a, b) + 1);
+    const r = k.run(isolate_migratepages_range(Math.min(a, b), Math.max(a, b) + 1));
     expect(r.folios).toEqual([a]);
     expect(r.next).toBe(Math.max(a, b) + 1);
     expect(folioIsolated(a)).toBe(true);
     expect(page_ref_count(a as number as page)).toBe(2);
     expect(folioIsolated(b)).toBe(false);
-    putback_movable_pages(r.folios);
+    k.run(putback_movable_pages(r.folios));
     expect(page_ref_count(a as number as page)).toBe(1);
     void k;
   });

@@ -58,6 +58,8 @@ import {
   __GFP_NOWARN,
   ZONE_MOVABLE,
   type zone,
+  zone_state_obj,
+  pfn_in_cma_area,
 } from './page_alloc.js';
 import {
   MIGRATE_CMA,
@@ -77,6 +79,8 @@ import {
   migrate_failure,
   migrate_pages,
   putback_movable_pages,
+  contig_ref_step,
+  retry_repeats,
   MIGRATE_SYNC,
   MR_CONTIG_RANGE,
   type MigrateFailure,
@@ -100,7 +104,7 @@ export function is_migrate_isolate_page(pfn: number): boolean {
 
 function zoneLockStep(z: zone, what: string): Op<void> {
   return (function* () {
-    yield { obj: `zone${z.idx}.lock`, kind: 'write' as const, what };
+    yield { obj: zone_state_obj(z.zone_start_pfn), kind: 'write' as const, what };
   })();
 }
 
@@ -405,14 +409,19 @@ function describeBlocker(pfn: number): ContigBlocker {
  * will fail if an anonymous page is pinned in memory").
  * @kernel mm/compaction.c:isolate_migratepages_range, isolate_migratepages_block
  *   (all versions)
+ * Locking: the zone's state is read in one step (the free frames' buddy flags), then one
+ *   step per in-use folio of a CMA area (its references, LRU flag and isolation:
+ *   contig_ref_step), as the kernel reads them without the page-table lock.
  * Return: the folios isolated and the pfn where the scan stopped (cc->migrate_pfn).
  */
-export function isolate_migratepages_range(
+export function* isolate_migratepages_range(
   start_pfn: number,
   end_pfn: number,
-): { folios: folio[]; next: number } {
+): Op<{ folios: folio[]; next: number }> {
   const folios: folio[] = [];
   let pfn = start_pfn;
+  if (pfn_in_cma_area(start_pfn))
+    yield { obj: zone_state_obj(start_pfn), kind: 'read', what: 'isolate_migratepages_block' };
   while (pfn < end_pfn && folios.length < COMPACT_CLUSTER_MAX) {
     if (!pfn_valid(pfn)) {
       pfn++;
@@ -426,6 +435,7 @@ export function isolate_migratepages_range(
     }
     const f = page_folio(pfn as page);
     const next = f + folio_nr_pages(f);
+    yield* contig_ref_step(f, 'isolate_migratepages_block', 'isolate');
     if (page_ref_count(f as number as page) === 0 || !folioOnLru(f)) {
       pfn = Math.max(next, pfn + 1);
       continue;
@@ -474,11 +484,13 @@ export function* __alloc_contig_migrate_range(
       break;
     }
     if (!list.length) {
-      const r = isolate_migratepages_range(pfn, end);
+      const r = yield* isolate_migratepages_range(pfn, end);
       list.push(...r.folios);
       pfn = r.next;
       tries = 0;
-    } else if (++tries === 5) {
+    } else if (++tries === 5 || (yield* retry_repeats(list))) {
+      // Model: retry_repeats (migrate.ts) ends the tries early when every folio failed
+      // on references that have not moved since: the remaining tries would fail alike.
       ret = -EBUSY;
       break;
     }
@@ -497,7 +509,7 @@ export function* __alloc_contig_migrate_range(
     // "mm: page_alloc: dump migrate-failed pages" (v5.12); -EBUSY and !__GFP_NOWARN only
     // in later versions. Dynamic debug in the kernel: KERN_DEBUG lines here.
     if (since(5, 12) && !(gfp_mask & __GFP_NOWARN) && ret === -EBUSY) alloc_contig_dump_pages(list);
-    putback_movable_pages(list);
+    yield* putback_movable_pages(list);
   }
   return ret < 0 ? ret : 0;
 }

@@ -16,6 +16,15 @@ import { pfnsan_page_ref, pfnsan_refcount_underflow } from '../../mm/pfnsan/pfns
 
 const slot = (pfn: number): number => memmap_slot(pfn);
 
+/**
+ * Model: the scheduler object of a folio's reference count (its head's _refcount, which
+ * also carries FOLL_PIN pins of small folios). Every step that reads or changes a
+ * folio's references names this object, whichever subsystem takes the step.
+ */
+export function folio_ref_obj(f: folio | number): string {
+  return `folio${f}.refcount`;
+}
+
 /** page_ref_count(page) */
 export function page_ref_count(p: page): number {
   const a = memmap().peek(p);
