@@ -155,6 +155,10 @@ class Instance {
   /** The verdict of the execution (see the scenario module's comment for the order). */
   verdict(status: RunStatus): string {
     this.k.activate();
+    // The final check runs first: the kernel calls it makes are sanitised like the
+    // threads' (a cma_alloc retried there reports the pin that still blocks it).
+    const msg = status === 'done' && this.crash === undefined ? this.checkMessage() : null;
+    this.k.activate();
     const reports = pfnsan_reports();
     if (reports.length > 0) return reports[0]!.code;
     if (status === 'crashed' || this.crash !== undefined) {
@@ -164,10 +168,7 @@ class Instance {
     }
     if (status === 'deadlock') return 'deadlock';
     if ((this.k.tainted_mask & (1 << TAINT_BAD_PAGE)) !== 0) return 'bad-page';
-    if (status === 'done') {
-      const msg = this.checkMessage();
-      if (msg !== null) return `check: ${msg}`;
-    }
+    if (msg !== null) return `check: ${msg}`;
     if (this.s.scenario.warn === 'violation' && this.warned()) return 'WARN';
     return 'SAFE';
   }

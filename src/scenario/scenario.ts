@@ -23,7 +23,8 @@
  * per variant, named `<name>/<variant>`; setup, threads and check see the variant as
  * `ctx.variant` and its parameters as `ctx.params`.
  *
- * Verdict of one execution, the first that applies:
+ * Verdict of one execution, the first that applies (the final check of a completed run
+ * runs before any of them is decided, so that what its kernel calls report counts):
  * 1. the code of the first pfnsan report ('stale-pfn', 'use-after-free', ...);
  * 2. 'BUG': a thread died with an oops (BUG(), a kernel page fault: KernelBug);
  *    'error: ...': a thread threw anything else (a fault in the scenario or the model);
