@@ -88,7 +88,7 @@ export const devmemRevoke = defineScenario<State>({
       kind: 'driver',
       *run(ctx, s): Op<void> {
         yield* mutex_lock(s.lock);
-        const res = request_mem_region(s.bar, 0x4000, 'demo_drv');
+        const res = yield* request_mem_region(s.bar, 0x4000, 'demo_drv');
         s.claimed = res !== null;
         yield* mutex_unlock(s.lock);
         ctx.note(

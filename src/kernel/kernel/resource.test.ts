@@ -264,7 +264,7 @@ describe('insert_resource / remove_resource', () => {
 describe('__request_region', () => {
   it('nests a driver region inside the non-busy bridge window and BAR (BUSY)', () => {
     const { bar0 } = x86Map();
-    const r = request_mem_region(0xe0000000, 0x1000000, 'vfio-pci');
+    const r = runOp(request_mem_region(0xe0000000, 0x1000000, 'vfio-pci'));
     expect(r).not.toBeNull();
     expect(r!.parent).toBe(bar0);
     expect([r!.start, r!.end]).toEqual([0xe0000000, 0xe0ffffff]);
@@ -274,30 +274,32 @@ describe('__request_region', () => {
 
   it('refuses a region that overlaps a busy region, leaving the tree unchanged', () => {
     const { bar0 } = x86Map();
-    const first = request_mem_region(0xe0000000, 0x1000, 'drv-a');
+    const first = runOp(request_mem_region(0xe0000000, 0x1000, 'drv-a'));
     expect(first).not.toBeNull();
-    expect(request_mem_region(0xe0000800, 0x1000, 'drv-b')).toBeNull();
-    expect(request_mem_region(0xe0000000, 0x1000, 'drv-a again')).toBeNull();
+    expect(runOp(request_mem_region(0xe0000800, 0x1000, 'drv-b'))).toBeNull();
+    expect(runOp(request_mem_region(0xe0000000, 0x1000, 'drv-a again'))).toBeNull();
     expect(children(bar0)).toEqual(['drv-a']);
     // Busy System RAM is refused too.
-    expect(request_mem_region(0x2000, 0x1000, 'ram-grab')).toBeNull();
+    expect(runOp(request_mem_region(0x2000, 0x1000, 'ram-grab'))).toBeNull();
   });
 
   it('refuses a region that straddles the end of a non-busy resource', () => {
     const { bar1 } = x86Map();
-    expect(request_mem_region(0xe1003000, 0x2000, 'straddle')).toBeNull();
+    expect(runOp(request_mem_region(0xe1003000, 0x2000, 'straddle'))).toBeNull();
     expect(bar1.child).toBeNull();
   });
 
   it('refuses an empty region and one outside the parent', () => {
-    expect(request_mem_region(0x1000, 0, 'empty')).toBeNull();
-    expect(request_region(0xfff0, 0x20, 'too-far')).toBeNull();
+    expect(runOp(request_mem_region(0x1000, 0, 'empty'))).toBeNull();
+    expect(runOp(request_region(0xfff0, 0x20, 'too-far'))).toBeNull();
   });
 
   it('passes extra flags and inherits the extended type and desc of the final parent', () => {
     const hot = add('hotplug', 0x200000000, 0x23fffffff, IORESOURCE_SYSTEM_RAM);
     hot.desc = IORES_DESC_PERSISTENT_MEMORY;
-    const r = __request_region(iomem_resource(), 0x200000000, 0x1000, 'dax', IORESOURCE_EXCLUSIVE);
+    const r = runOp(
+      __request_region(iomem_resource(), 0x200000000, 0x1000, 'dax', IORESOURCE_EXCLUSIVE),
+    );
     expect(r!.parent).toBe(hot);
     expect(r!.flags).toBe((IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY | IORESOURCE_EXCLUSIVE) >>> 0);
     expect((r!.flags & IORESOURCE_SYSRAM) !== 0).toBe(true);
@@ -305,26 +307,26 @@ describe('__request_region', () => {
   });
 
   it('claims I/O ports with request_region', () => {
-    const r = request_region(0x3f8, 8, 'serial');
+    const r = runOp(request_region(0x3f8, 8, 'serial'));
     expect(r!.flags).toBe((IORESOURCE_IO | IORESOURCE_BUSY) >>> 0);
     expect(r!.parent).toBe(ioport_resource());
-    expect(request_region(0x3fc, 2, 'other')).toBeNull();
+    expect(runOp(request_region(0x3fc, 2, 'other'))).toBeNull();
   });
 
   it('warns when it meets device-private memory', () => {
     const dp = add('hmm', 0x300000000, 0x3ffffffff, IORESOURCE_MEM);
     dp.desc = IORES_DESC_DEVICE_PRIVATE_MEMORY;
-    request_mem_region(0x300000000, 0x1000, 'x');
+    runOp(request_mem_region(0x300000000, 0x1000, 'x'));
     expect(k.log.map((l) => l.text)).toContain(
       'Unaddressable device hmm [mem 0x300000000-0x3ffffffff] conflicts with [mem 0x300000000-0x300000fff]',
     );
   });
 
   it('does not model waiting for a muxed region, and says so', () => {
-    const held = __request_region(ioport_resource(), 0x2e, 2, 'superio-a', IORESOURCE_MUXED);
+    const held = runOp(__request_region(ioport_resource(), 0x2e, 2, 'superio-a', IORESOURCE_MUXED));
     expect(held).not.toBeNull();
     expect(() =>
-      __request_region(ioport_resource(), 0x2e, 2, 'superio-b', IORESOURCE_MUXED),
+      runOp(__request_region(ioport_resource(), 0x2e, 2, 'superio-b', IORESOURCE_MUXED)),
     ).toThrow(/IORESOURCE_MUXED\) is not modelled/);
   });
 });
@@ -333,11 +335,11 @@ describe('revoke_iomem', () => {
   it('runs the hooks after a successful request in iomem_resource, with the new resource', () => {
     x86Map();
     const seen: string[] = [];
-    iomem_revoke_hooks().push((res) => {
+    iomem_revoke_hooks().push(function* (res) {
       // The region is already in the tree when the hook runs.
       seen.push(`${res.name} ${res.start.toString(16)} linked=${res.parent !== null}`);
     });
-    const r = request_mem_region(0xe1000000, 0x4000, 'nvme');
+    const r = runOp(request_mem_region(0xe1000000, 0x4000, 'nvme'));
     expect(seen).toEqual(['nvme e1000000 linked=true']);
     expect(r).not.toBeNull();
   });
@@ -345,20 +347,24 @@ describe('revoke_iomem', () => {
   it('does not run the hooks for a failed request, for I/O ports, or for a nested parent', () => {
     const { bar0 } = x86Map();
     let calls = 0;
-    iomem_revoke_hooks().push(() => calls++);
-    expect(request_mem_region(0x2000, 0x1000, 'ram')).toBeNull();
-    request_region(0x60, 1, 'keyboard');
-    __request_region(bar0, 0xe0000000, 0x1000, 'direct', 0);
+    iomem_revoke_hooks().push(function* () {
+      calls++;
+    });
+    expect(runOp(request_mem_region(0x2000, 0x1000, 'ram'))).toBeNull();
+    runOp(request_region(0x60, 1, 'keyboard'));
+    runOp(__request_region(bar0, 0xe0000000, 0x1000, 'direct', 0));
     expect(calls).toBe(0);
-    revoke_iomem(bar0);
+    runOp(revoke_iomem(bar0));
     expect(calls).toBe(1);
   });
 
   it('keeps the hooks per kernel', () => {
     let calls = 0;
-    iomem_revoke_hooks().push(() => calls++);
+    iomem_revoke_hooks().push(function* () {
+      calls++;
+    });
     new Kernel({ version: '6.12' });
-    request_mem_region(0xfe000000, 0x1000, 'other kernel');
+    runOp(request_mem_region(0xfe000000, 0x1000, 'other kernel'));
     expect(calls).toBe(0);
   });
 });
@@ -366,16 +372,16 @@ describe('revoke_iomem', () => {
 describe('__release_region', () => {
   it('releases a busy region found through non-busy parents', () => {
     const { bar0 } = x86Map();
-    request_mem_region(0xe0000000, 0x1000000, 'vfio-pci');
+    runOp(request_mem_region(0xe0000000, 0x1000000, 'vfio-pci'));
     release_mem_region(0xe0000000, 0x1000000);
     expect(bar0.child).toBeNull();
-    expect(request_mem_region(0xe0000000, 0x1000000, 'nouveau')).not.toBeNull();
+    expect(runOp(request_mem_region(0xe0000000, 0x1000000, 'nouveau'))).not.toBeNull();
     expect(k.log).toEqual([]);
   });
 
   it('releases only an exact match, and warns for anything else', () => {
     const { bar1 } = x86Map();
-    request_mem_region(0xe1000000, 0x4000, 'nvme');
+    runOp(request_mem_region(0xe1000000, 0x4000, 'nvme'));
     release_mem_region(0xe1000000, 0x1000);
     expect(children(bar1)).toEqual(['nvme']);
     expect(k.log.map((l) => [l.level, l.text])).toEqual([
@@ -391,7 +397,7 @@ describe('__release_region', () => {
   });
 
   it('releases I/O ports with release_region', () => {
-    request_region(0x3f8, 8, 'serial');
+    runOp(request_region(0x3f8, 8, 'serial'));
     release_region(0x3f8, 8);
     expect(ioport_resource().child).toBeNull();
   });
@@ -519,8 +525,8 @@ describe('region_intersects', () => {
 describe('iomem_is_exclusive', () => {
   it('with STRICT_DEVMEM: only busy IORESOURCE_EXCLUSIVE regions', () => {
     x86Map();
-    request_mem_region(0xe0000000, 0x1000, 'plain');
-    request_mem_region_exclusive(0xe1000000, 0x4000, 'excl');
+    runOp(request_mem_region(0xe0000000, 0x1000, 'plain'));
+    runOp(request_mem_region_exclusive(0xe1000000, 0x4000, 'excl'));
     expect(iomem_is_exclusive(0xe0000000)).toBe(false);
     expect(iomem_is_exclusive(0xe1000010)).toBe(true);
     expect(iomem_is_exclusive(0xe1003fff)).toBe(true);
@@ -530,7 +536,7 @@ describe('iomem_is_exclusive', () => {
   it('with IO_STRICT_DEVMEM: every busy region', () => {
     new Kernel({ version: '6.12', config: { CONFIG_IO_STRICT_DEVMEM: true } });
     x86Map();
-    request_mem_region(0xe0000000, 0x1000, 'plain');
+    runOp(request_mem_region(0xe0000000, 0x1000, 'plain'));
     expect(iomem_is_exclusive(0xe0000000)).toBe(true);
     expect(iomem_is_exclusive(0x2000)).toBe(true); // busy System RAM
     expect(iomem_is_exclusive(0xe0001000)).toBe(false); // BAR, not busy
@@ -539,7 +545,7 @@ describe('iomem_is_exclusive', () => {
   it('with iomem=relaxed: nothing, except exclusive System RAM from v5.16', () => {
     const setup = (): void => {
       iomem_sub_state().strict_iomem_checks = false;
-      request_mem_region_exclusive(0xfe000000, 0x1000, 'excl');
+      runOp(request_mem_region_exclusive(0xfe000000, 0x1000, 'excl'));
       add('virtio-mem', 0x500000000, 0x5ffffffff, IORESOURCE_SYSTEM_RAM | IORESOURCE_EXCLUSIVE);
     };
     setup();
@@ -552,7 +558,7 @@ describe('iomem_is_exclusive', () => {
 
   it('rounds the address down to its page without truncating it to 32 bits', () => {
     add('low', 0x0, 0xfff, RESERVED);
-    request_mem_region_exclusive(0x100000000, 0x1000, 'high');
+    runOp(request_mem_region_exclusive(0x100000000, 0x1000, 'high'));
     expect(iomem_is_exclusive(0x100000123)).toBe(true);
     expect(iomem_is_exclusive(0x123)).toBe(false);
   });
@@ -561,7 +567,7 @@ describe('iomem_is_exclusive', () => {
 describe('/proc/iomem (r_show)', () => {
   it('renders a small map with two spaces per level and width 8', () => {
     x86Map();
-    request_mem_region(0xe0000000, 0x1000000, 'vfio-pci');
+    runOp(request_mem_region(0xe0000000, 0x1000000, 'vfio-pci'));
     expect(proc_iomem()).toBe(
       [
         '00000000-00000fff : Reserved',
@@ -622,8 +628,8 @@ describe('/proc/iomem (r_show)', () => {
     const r = new resource(0x1000, 0x1fff, null, IORESOURCE_MEM);
     request_resource(iomem_resource(), r);
     expect(r_show(iomem_resource(), r, true)).toBe('00001000-00001fff : <BAD>\n');
-    request_region(0x3f8, 8, 'serial');
-    request_region(0x60, 1, 'keyboard');
+    runOp(request_region(0x3f8, 8, 'serial'));
+    runOp(request_region(0x60, 1, 'keyboard'));
     expect(proc_ioports()).toBe('0060-0060 : keyboard\n03f8-03ff : serial\n');
   });
 });

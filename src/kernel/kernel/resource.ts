@@ -15,9 +15,12 @@
  * test is written `(flags & BIT) !== 0`, never compared with a positive constant.
  *
  * Locking (whole file): the kernel serialises the tree with resource_lock, a rwlock
- * taken inside these functions. In the model they are synchronous plain functions (no
- * Steps): each runs as one atomic action of the calling thread, which is what the
- * rwlock guarantees, and cannot be interleaved with another thread.
+ * taken inside these functions. In the model the tree updates are plain code (no Steps):
+ * each runs as one atomic action of the calling thread, which is what the rwlock
+ * guarantees. __request_region and the request_*region wrappers are Ops all the same:
+ * the revoke that follows a claim in iomem_resource (revoke_iomem, after resource_lock
+ * is dropped) zaps /dev/mem mappings with the steps of unmap_mapping_range, which other
+ * threads can run between.
  *
  * @kernel kernel/resource.c, include/linux/ioport.h (all versions)
  */
@@ -28,7 +31,7 @@ import { EBUSY, EINVAL } from '../include/linux/errno.js';
 import { get_current } from '../include/linux/sched.js';
 import { PAGE_SIZE } from '../arch/x86/include/asm/pgtable_types.js';
 import { since } from '../version.js';
-import { runOp, currentThread, type Op } from '../../sched/index.js';
+import type { Op } from '../../sched/index.js';
 import type { address_space, inode, super_block } from '../include/linux/mm_types.js';
 import { new_inode } from '../fs/inode.js';
 import { unmap_mapping_range } from '../mm/memory.zap.js';
@@ -162,7 +165,7 @@ export function resource_overlaps(r1: resource, r2: resource): boolean {
 }
 
 /** A callback run by {@link revoke_iomem} for each busy region claimed in iomem_resource. */
-export type iomem_revoke_hook = (res: resource) => void;
+export type iomem_revoke_hook = (res: resource) => Op<void>;
 
 /** The per-kernel state of this file. */
 export interface iomem_state {
@@ -435,18 +438,6 @@ export function remove_resource(old: resource): number {
 }
 
 /**
- * Runs a kernel operation to completion inside the caller's current atomic action, as
- * the running thread: the model's way to call an Op (unmap_mapping_range) from the
- * synchronous resource functions. Its Steps are not seen by a multi-thread runner, so
- * the revoke is one atomic action there (its lock steps must be free: a lock held by
- * another thread is reported as a deadlock by runOp).
- * Return: the operation's result.
- */
-export function runInline<T>(op: Op<T>): T {
-  return runOp(op, currentThread());
-}
-
-/**
  * revoke_iomem(res): a driver has claimed res in iomem_resource (or __request_region's
  * callers in get_free_mem_region); with CONFIG_IO_STRICT_DEVMEM, zaps every user mapping
  * of the range made through the shared iomem address space (/dev/mem; PCI sysfs and
@@ -463,12 +454,11 @@ export function runInline<T>(op: Op<T>): T {
  *   drivers/char/mem.c, 3234ac664a87 "/dev/mem: Revoke mappings when a driver claims the
  *   region", also in 5.7.y stable; none in v5.7.0)
  * Locking: called without resource_lock; unmap_mapping_range takes i_mmap_rwsem and the
- *   page table locks. In the model the zap runs inside the caller's atomic action
- *   ({@link runInline}), since __request_region is synchronous.
+ *   page table locks (its steps: a /dev/mem user can run between them).
  * Leaves out: the smp_load_acquire pairing with iomem_init_inode (the model publishes
  *   the inode on first use, see iomem_get_mapping), the PCI sysfs/proc users.
  */
-export function revoke_iomem(res: resource): void {
+export function* revoke_iomem(res: resource): Op<void> {
   const st = iomem_state();
   if (since(5, 12) && currentKernel().config.CONFIG_IO_STRICT_DEVMEM === true) {
     /* pairs with smp_store_release() in iomem_init_inode() */
@@ -489,10 +479,10 @@ export function revoke_iomem(res: resource): void {
       const relaxed =
         devmem_is_allowed(Math.floor(res.start / PAGE_SIZE)) !== 0 &&
         devmem_is_allowed(Math.floor(res.end / PAGE_SIZE)) !== 0;
-      if (!relaxed) runInline(unmap_mapping_range(i.i_mapping, res.start, resource_size(res), 1));
+      if (!relaxed) yield* unmap_mapping_range(i.i_mapping, res.start, resource_size(res), 1);
     }
   }
-  for (const hook of [...st.iomem_revoke_hooks]) hook(res);
+  for (const hook of [...st.iomem_revoke_hooks]) yield* hook(res);
 }
 
 const iomem_fs_sb: super_block = { s_type: 'iomem', s_nowriteback: true };
@@ -595,21 +585,22 @@ function __request_region_locked(
  * start+n-1] named `name`, nested in the deepest non-busy resource that contains it.
  * On success in iomem_resource, revoke_iomem() runs (see there for versions).
  * @kernel kernel/resource.c:__request_region (all versions; revoke since v5.8)
- * Locking: takes resource_lock for write; revoke_iomem() runs after it is dropped. In
- * the model synchronous, no Steps.
+ * Locking: takes resource_lock for write (in the model the tree update is part of the
+ *   caller's step: no reader of the tree runs concurrently); revoke_iomem() runs after it
+ *   is dropped, with the steps of its zap.
  * Return: the new resource, or null on a conflict.
  */
-export function __request_region(
+export function* __request_region(
   parent: resource,
   start: number,
   n: number,
   name: string,
   flags: number,
-): resource | null {
+): Op<resource | null> {
   const res = new resource(0, 0);
   const ret = __request_region_locked(res, parent, start, n, name, flags);
   if (ret) return null;
-  if (parent === iomem_resource()) revoke_iomem(res);
+  if (parent === iomem_resource()) yield* revoke_iomem(res);
   return res;
 }
 
@@ -647,8 +638,8 @@ export function __release_region(parent: resource, start: number, n: number): vo
 }
 
 /** request_region(start, n, name): a busy region of I/O ports. */
-export function request_region(start: number, n: number, name: string): resource | null {
-  return __request_region(ioport_resource(), start, n, name, 0);
+export function* request_region(start: number, n: number, name: string): Op<resource | null> {
+  return yield* __request_region(ioport_resource(), start, n, name, 0);
 }
 
 /**
@@ -659,27 +650,27 @@ export function request_region(start: number, n: number, name: string): resource
  * Locking: as __request_region.
  * Return: the new resource, or null.
  */
-export function request_mem_region(start: number, n: number, name: string): resource | null {
-  return __request_region(iomem_resource(), start, n, name, 0);
+export function* request_mem_region(start: number, n: number, name: string): Op<resource | null> {
+  return yield* __request_region(iomem_resource(), start, n, name, 0);
 }
 
 /** __request_mem_region(start, n, name, excl) */
-export function __request_mem_region(
+export function* __request_mem_region(
   start: number,
   n: number,
   name: string,
   excl: number,
-): resource | null {
-  return __request_region(iomem_resource(), start, n, name, excl);
+): Op<resource | null> {
+  return yield* __request_region(iomem_resource(), start, n, name, excl);
 }
 
 /** request_mem_region_exclusive(start, n, name): busy and IORESOURCE_EXCLUSIVE. */
-export function request_mem_region_exclusive(
+export function* request_mem_region_exclusive(
   start: number,
   n: number,
   name: string,
-): resource | null {
-  return __request_region(iomem_resource(), start, n, name, IORESOURCE_EXCLUSIVE);
+): Op<resource | null> {
+  return yield* __request_region(iomem_resource(), start, n, name, IORESOURCE_EXCLUSIVE);
 }
 
 /** release_region(start, n) */

@@ -59,7 +59,6 @@ import {
   iomem_get_mapping,
   iomem_revoke_hooks,
   resource_size,
-  runInline,
   type resource,
 } from '../../kernel/resource.js';
 import { devmem_is_allowed } from '../../arch/x86/mm/init.js';
@@ -406,9 +405,9 @@ export function devmem_init_inode(): number {
  * @kernel drivers/char/mem.c:revoke_devmem (v5.8-v5.11, 3234ac664a87; moved to
  *   kernel/resource.c as revoke_iomem in v5.12, 71a1d8ed900f)
  * Locking: no resource_lock; unmap_mapping_range takes i_mmap_rwsem and the page table
- *   locks (model: inside the requesting thread's atomic action, runInline).
+ *   locks (its steps).
  */
-export function revoke_devmem(res: resource): void {
+export function* revoke_devmem(res: resource): Op<void> {
   if (!since(5, 8) || since(5, 12)) return; // v5.12+: kernel/resource.c:revoke_iomem
   if (currentKernel().config.CONFIG_IO_STRICT_DEVMEM !== true) return;
   /* pairs with smp_store_release() in devmem_init_inode() */
@@ -436,7 +435,7 @@ export function revoke_devmem(res: resource): void {
      */
     return;
   }
-  runInline(unmap_mapping_range(i.i_mapping, res.start, resource_size(res), 1));
+  yield* unmap_mapping_range(i.i_mapping, res.start, resource_size(res), 1);
 }
 
 /**

@@ -4,6 +4,7 @@
  * 0x100000-0x7fffffff, 0x100000000-0x17fffffff; Reserved 0x0-0xfff and 0x9f000-0xfffff;
  * a device window at 0xe0000000-0xe00fffff.
  */
+import { runOp } from '../../../../sched/index.js';
 import { describe, expect, it } from 'vitest';
 import { Kernel } from '../../../kernel/kernel.js';
 import { start_kernel, x86_64_e820 } from '../../../init/main.js';
@@ -39,30 +40,30 @@ describe('devmem_is_allowed', () => {
 
   it('R-REV-3: a busy region is 0 with IO_STRICT_DEVMEM, 1 without; exclusive is always 0', () => {
     boot('6.12', true);
-    request_mem_region(0xe0000000, 0x1000, 'drv');
+    runOp(request_mem_region(0xe0000000, 0x1000, 'drv'));
     expect(devmem_is_allowed(0xe0000)).toBe(0);
     expect(devmem_is_allowed(0xe0001)).toBe(1);
     release_mem_region(0xe0000000, 0x1000);
     expect(devmem_is_allowed(0xe0000)).toBe(1);
 
     boot('6.12', false);
-    request_mem_region(0xe0000000, 0x1000, 'drv');
+    runOp(request_mem_region(0xe0000000, 0x1000, 'drv'));
     expect(devmem_is_allowed(0xe0000)).toBe(1);
-    request_mem_region_exclusive(0xe0001000, 0x1000, 'excl');
+    runOp(request_mem_region_exclusive(0xe0001000, 0x1000, 'excl'));
     expect(devmem_is_allowed(0xe0001)).toBe(0);
   });
 
   it('R-REV-3: the first 1 MiB bypasses busy and exclusive regions (still 1)', () => {
     boot('6.12', true);
-    request_mem_region_exclusive(0xa0000, 0x1000, 'vga');
+    runOp(request_mem_region_exclusive(0xa0000, 0x1000, 'vga'));
     expect(devmem_is_allowed(0xa0)).toBe(1);
   });
 
   it('R-REV-3: iomem=relaxed makes busy and exclusive non-RAM regions 1 again', () => {
     for (const v of ['5.15', '6.12']) {
       boot(v, true);
-      request_mem_region(0xe0000000, 0x1000, 'drv');
-      request_mem_region_exclusive(0xe0001000, 0x1000, 'excl');
+      runOp(request_mem_region(0xe0000000, 0x1000, 'drv'));
+      runOp(request_mem_region_exclusive(0xe0001000, 0x1000, 'excl'));
       expect(devmem_is_allowed(0xe0000)).toBe(0);
       strict_iomem('relaxed');
       expect(devmem_is_allowed(0xe0000)).toBe(1);
