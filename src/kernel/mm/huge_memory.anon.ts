@@ -170,6 +170,7 @@ import {
 } from '../include/linux/swapops.js';
 import { vmf_anon_prepare, VM_FAULT_WRITE } from './memory.fault.js';
 import { folio_needs_cow_for_dma } from './memory.copy.js';
+import { pfnsan_special_unmap_huge } from './pfnsan/pfnsan.js';
 
 /** MMF_DISABLE_THP: prctl(PR_SET_THP_DISABLE) (include/linux/sched/coredump.h). */
 export const MMF_DISABLE_THP = 24;
@@ -757,6 +758,7 @@ function* __split_huge_pmd_locked(
 
   if (!vma_is_anonymous(vma)) {
     const old = yield* pmdp_huge_get_and_clear(mm, haddr, pmdp);
+    pfnsan_special_unmap_huge(mm, haddr, PMD_SIZE);
     if (vma_is_special_huge(vma)) return;
     let f: folio;
     if (is_pmd_migration_entry(old)) {
@@ -869,7 +871,10 @@ export function* __split_huge_pud(vma: vm_area_struct, pudp: pud_t_ptr, address:
   const range = mmu_notifier_range_init(MMU_NOTIFY_CLEAR, 0, vma.vm_mm, haddr, haddr + PUD_SIZE);
   yield* mmu_notifier_invalidate_range_start(range);
   const ptl = yield* pud_lock(vma.vm_mm, pudp);
-  if (pmd_trans_huge(pudp_get(pudp))) yield* pmdp_huge_get_and_clear(vma.vm_mm, haddr, pudp);
+  if (pmd_trans_huge(pudp_get(pudp))) {
+    yield* pmdp_huge_get_and_clear(vma.vm_mm, haddr, pudp);
+    pfnsan_special_unmap_huge(vma.vm_mm, haddr, PUD_SIZE);
+  }
   yield* spin_unlock(ptl);
   yield* mmu_notifier_invalidate_range_end(range);
 }
@@ -919,6 +924,7 @@ export function* zap_huge_pmd(
   const ptl = yield* __pmd_trans_huge_lock(pmdp, vma);
   if (!ptl) return false;
   const orig = yield* pmdp_huge_get_and_clear(mm, addr, pmdp);
+  pfnsan_special_unmap_huge(mm, addr, PMD_SIZE);
   if (vma_is_special_huge(vma)) {
     yield* spin_unlock(ptl);
     return true;

@@ -66,6 +66,12 @@ import {
 import { mmap_read_lock, mmap_read_unlock } from '../include/linux/mmap_lock.js';
 import { vm_area_alloc, vma_link } from './vma.js';
 import { phys_read } from './sparse.js';
+import { alloc_pages, GFP_KERNEL, __free_pages } from './page_alloc.js';
+import { pfnsan_reports } from './pfnsan/pfnsan.js';
+import { zap_vma_ptes } from './memory.zap.js';
+import { cpu_user_read } from '../arch/x86/mm/fault.js';
+import type { task_struct } from '../include/linux/sched.js';
+import type { file } from '../include/linux/mm_types.js';
 import {
   HPAGE_PMD_NR,
   MMF_HUGE_ZERO_PAGE,
@@ -176,6 +182,33 @@ function run<T>(c: Ctx, op: Op<T>): T {
 function warnings(): number {
   return (dmesg().match(/WARNING: CPU/g) ?? []).length;
 }
+
+describe('pfnsan: PMD pfnmap leaves', () => {
+  it('a leaf over a driver buffer the driver frees: a user read through it is use-after-free; a new leaf there is checked against its own frames', () => {
+    const c = boot('6.12');
+    const buf = alloc_pages(GFP_KERNEL, 9)!; // 2 MiB, aligned
+    const addr = 0x40000000;
+    const vma = makeVma(c, addr, addr + 0x200000, RW_SHARED | PFNMAP);
+    // A driver's mmap: file-backed, so vma_is_special_huge() (no folio behind the leaf).
+    vma.vm_file = { f_mapping: null } as unknown as file;
+    expect(run(c, vmf_insert_pfn_pmd(vmfAt(c, vma, addr), buf, false))).toBe(VM_FAULT_NOPAGE);
+    const task = c.th.ctx as task_struct;
+    expect(c.k.run(cpu_user_read(task, addr + 0x1000, 8), c.th).kind).toBe('ok');
+    expect(pfnsan_reports()).toEqual([]);
+    __free_pages(buf, 9); // the driver frees it; the leaf stays
+    expect(c.k.run(cpu_user_read(task, addr + 0x3000, 8), c.th).kind).toBe('ok');
+    const [r] = pfnsan_reports();
+    expect(r!.code).toBe('use-after-free');
+    expect(r!.pfn).toBe(buf + 3);
+    expect(r!.text.join('\n')).toContain(`user huge leaf of mm ${c.mm.id} at 0x40003000`);
+    // Zapped, then a new buffer mapped by a new leaf at the same place: clean.
+    c.k.run(zap_vma_ptes(vma, addr, 0x200000), c.th);
+    const buf2 = alloc_pages(GFP_KERNEL, 9)!;
+    expect(run(c, vmf_insert_pfn_pmd(vmfAt(c, vma, addr), buf2, false))).toBe(VM_FAULT_NOPAGE);
+    expect(c.k.run(cpu_user_read(task, addr + 0x3000, 8), c.th).kind).toBe('ok');
+    expect(pfnsan_reports()).toHaveLength(1);
+  });
+});
 
 describe('vmf_insert_pfn_pmd', () => {
   for (const [what, flags] of [

@@ -53,6 +53,7 @@ import {
   mm_flags_set,
   mm_flags_test,
 } from '../include/linux/mm.js';
+import { pfnsan_special_map_huge } from './pfnsan/pfnsan.js';
 import { prep_compound_page } from '../include/linux/page-flags.js';
 import {
   _PAGE_DEVMAP,
@@ -291,6 +292,9 @@ export function* insert_pfn_pmd(
     entry = maybe_mkwrite(entry, vma);
   }
   yield* set_pmd_at(mm, addr, pmd, entry);
+  // pfnsan: a leaf without a reference (not devmap) records its frames' generations.
+  if (!(pte_flags(entry) & _PAGE_DEVMAP))
+    pfnsan_special_map_huge(mm, addr, pfn_of(pfn), HPAGE_PMD_SIZE);
   return 0;
 }
 
@@ -401,6 +405,8 @@ export function* insert_pfn_pud(
     entry = maybe_mkwrite(entry, vma);
   }
   yield* set_pud_at(mm, addr, pud, entry);
+  if (!(pte_flags(entry) & _PAGE_DEVMAP))
+    pfnsan_special_map_huge(mm, addr, pfn_of(pfn), HPAGE_PUD_SIZE);
 }
 
 function* __vmf_insert_pfn_pud(

@@ -141,7 +141,7 @@ import {
 import { folio_mark_dirty } from './filemap.js';
 import { untrack_pfn } from '../arch/x86/mm/pat/memtype.js';
 import { __unmap_hugepage_range_final, is_vm_hugetlb_page } from './hugetlb.js';
-import { pfnsan_special_unmap } from './pfnsan/pfnsan.js';
+import { pfnsan_special_unmap, pfnsan_special_unmap_huge } from './pfnsan/pfnsan.js';
 
 /** ULONG_MAX, as the kernel passes it for "to the end of the address space". */
 export const ULONG_MAX = 2 ** 64 - 1;
@@ -583,6 +583,7 @@ function* zap_huge_pmd_special(
     return 0;
   }
   yield* pmdp_huge_get_and_clear(tlb.mm, addr, pmdp);
+  pfnsan_special_unmap_huge(tlb.mm, addr, HPAGE_PMD_SIZE);
   tlb_remove_tlb_entry(tlb, addr, HPAGE_PMD_SIZE);
   // vma_is_special_huge(): no deposited table on x86, nothing to account.
   yield* spin_unlock(ptl);
@@ -686,6 +687,7 @@ function* zap_huge_pud(
     return 0;
   }
   yield* pmdp_huge_get_and_clear(tlb.mm, addr, pudp);
+  pfnsan_special_unmap_huge(tlb.mm, addr, HPAGE_PUD_SIZE);
   tlb_remove_tlb_entry(tlb, addr, HPAGE_PUD_SIZE);
   if (!vma_is_special_huge(vma)) {
     yield* spin_unlock(ptl);

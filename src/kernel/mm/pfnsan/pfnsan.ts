@@ -533,8 +533,34 @@ export function pfnsan_special_unmap(mm: object, addr: number): void {
 }
 
 /**
+ * A PMD or PUD pfnmap leaf of `size` bytes at addr (aligned) maps pfns from pfn
+ * (insert_pfn_pmd, insert_pfn_pud): the generation of each frame is recorded.
+ */
+export function pfnsan_special_map_huge(mm: object, addr: number, pfn: number, size: number): void {
+  const s = san();
+  if (!s) return;
+  const nr = size / 4096;
+  const gens = new Int32Array(nr);
+  for (let i = 0; i < nr; i++) gens[i] = s.owners.gen(pfn + i);
+  s.special.setHuge(mm, addr - (addr % size), {
+    pfn,
+    size,
+    gens,
+    at: site('special huge leaf inserted'),
+  });
+}
+
+/** The PMD or PUD pfnmap leaf of `size` bytes covering addr was zapped or split. */
+export function pfnsan_special_unmap_huge(mm: object, addr: number, size: number): void {
+  const s = san();
+  if (!s) return;
+  s.special.clearHuge(mm, addr, size);
+}
+
+/**
  * The CPU accessed user address addr of mm, translated to physical address pa: if the
- * PTE is a recorded special entry for that pfn, compare generations.
+ * PTE, or the PMD/PUD leaf, is a recorded special entry for that pfn, compare
+ * generations.
  */
 export function pfnsan_user_access(
   mm: { id: number },
@@ -544,14 +570,23 @@ export function pfnsan_user_access(
 ): void {
   const s = san();
   if (!s) return;
-  const m = s.special.byMm.get(mm);
-  if (!m) return;
   const page = addr - (addr % 4096);
-  const e = m.get(page);
-  if (!e) return;
   const pfn = Math.floor(pa / 4096);
+  const m = s.special.byMm.get(mm);
+  const e = m?.get(page);
+  if (!e) {
+    const h = s.special.getHuge(mm, page);
+    if (!h) return;
+    const i = (page - h.addr) / 4096;
+    if (h.e.pfn + i !== pfn) {
+      s.special.clearHuge(mm, h.addr, h.e.size);
+      return;
+    }
+    accessCheck(s, pfn, h.e.gens[i]!, how, `user huge leaf of mm ${mm.id} at ${hex(page)}`, h.e.at);
+    return;
+  }
   if (e.pfn !== pfn) {
-    m.delete(page);
+    m!.delete(page);
     return;
   }
   accessCheck(s, pfn, e.gen, how, `user PTE of mm ${mm.id} at ${hex(page)}`, e.at);
