@@ -6,6 +6,7 @@
  * Addresses: anonymous mappings at 0x40000000 (2 MiB aligned), 4 MiB long.
  */
 import { describe, expect, it } from 'vitest';
+import { startMigration as migrationAtRefCheck } from './migrate.testlib.js';
 import { Kernel } from '../kernel/kernel.js';
 import { start_kernel, x86_64_e820 } from '../init/main.js';
 import { create_user_task, fork_task } from '../kernel/fork.js';
@@ -134,14 +135,7 @@ import {
   is_writable_migration_entry,
   swp_offset_pfn,
 } from '../include/linux/swapops.js';
-import { GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
-import {
-  alloc_migration_target,
-  folio_isolate_lru,
-  migrate_pages,
-  MIGRATE_SYNC,
-  MR_SYSCALL,
-} from './migrate.js';
+import { __GFP_MOVABLE } from './page_alloc.js';
 import { do_madvise, MADV_DONTNEED } from './madvise.js';
 import { handle_mm_fault } from './memory.fault.js';
 import { mmap_read_lock, mmap_read_unlock } from '../include/linux/mmap_lock.js';
@@ -166,18 +160,7 @@ function thpUnderMigration(env: Env, byte = 0x3c) {
   const l = leaf(env, A)!;
   expect(l.level).toBe('pmd');
   const src = pte_pfn(l.v) as folio;
-  expect(folio_isolate_lru(src)).toBe(true);
-  const r: Runner = env.k.runner();
-  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
-  r.spawn(
-    'migrate',
-    migrate_pages([src], alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
-  );
-  for (;;) {
-    const p = r.threads[0]!.pending!;
-    if (p.what === 'folio_ref_count' && p.obj === `folio${src}.refcount`) break;
-    expect(r.step(0)).toBe(true);
-  }
+  const { r } = migrationAtRefCheck(env.k, src);
   expect(is_pmd_migration_entry(pmdAt(env, A))).toBe(true);
   return { r, src };
 }

@@ -6,6 +6,7 @@
  * paths would leave them), forks with fork_task, and inspects both page tables.
  */
 import { describe, expect, it } from 'vitest';
+import { startMigration as migrationAtRefCheck } from './migrate.testlib.js';
 import { Kernel } from '../kernel/kernel.js';
 import { start_kernel, x86_64_e820 } from '../init/main.js';
 import { create_user_task, fork_task } from '../kernel/fork.js';
@@ -220,7 +221,7 @@ const RW_SHARED = RW_PRIVATE | VM_SHARED | VM_MAYSHARE;
 const PFNMAP_FLAGS = VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
 
 import { SchedThread, type Runner } from '../../sched/index.js';
-import { GFP_USER, __GFP_MOVABLE, page_is_free } from './page_alloc.js';
+import { __GFP_MOVABLE, page_is_free } from './page_alloc.js';
 import {
   is_migration_entry,
   is_readable_exclusive_migration_entry,
@@ -228,13 +229,6 @@ import {
   is_writable_migration_entry,
   swp_offset_pfn,
 } from '../include/linux/swapops.js';
-import {
-  alloc_migration_target,
-  folio_isolate_lru,
-  migrate_pages,
-  MIGRATE_SYNC,
-  MR_SYSCALL,
-} from './migrate.js';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED,
@@ -270,20 +264,7 @@ function readByte(k: Kernel, t: task_struct, addr: number): number {
  */
 function startMigration(k: Kernel, mm: mm_struct, addr: number) {
   const src = pte_pfn(pteAt(mm, addr)) as folio;
-  expect(folio_isolate_lru(src)).toBe(true);
-  const list = [src];
-  const r: Runner = k.runner();
-  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
-  r.spawn(
-    'migrate',
-    migrate_pages(list, alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
-  );
-  for (;;) {
-    const p = r.threads[0]!.pending!;
-    if (p.what === 'folio_ref_count' && p.obj === `folio${src}.refcount`) break;
-    expect(r.step(0)).toBe(true);
-  }
-  return { r, src, list };
+  return migrationAtRefCheck(k, src);
 }
 
 /** Runs thread tid alone until it ends. */

@@ -8,6 +8,7 @@
  * (cpu_user_read / cpu_user_write), which faults into do_user_addr_fault.
  */
 import { describe, expect, it } from 'vitest';
+import { startMigration as migrationAtRefCheck } from './migrate.testlib.js';
 import { Kernel } from '../kernel/kernel.js';
 import { start_kernel, x86_64_e820 } from '../init/main.js';
 import { create_user_task, fork_task } from '../kernel/fork.js';
@@ -167,21 +168,14 @@ function pfnDevice(
 
 import type { Runner } from '../../sched/index.js';
 import type { folio } from '../include/linux/mm_types.js';
-import { GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
+import { __GFP_MOVABLE } from './page_alloc.js';
 import {
   is_migration_entry,
   is_writable_migration_entry,
   swp_entry,
   swp_entry_to_pte,
 } from '../include/linux/swapops.js';
-import {
-  alloc_migration_target,
-  folio_isolate_lru,
-  migrate_failure,
-  migrate_pages,
-  MIGRATE_SYNC,
-  MR_SYSCALL,
-} from './migrate.js';
+import { migrate_failure } from './migrate.js';
 import { page_is_free } from './page_alloc.js';
 
 /**
@@ -191,20 +185,7 @@ import { page_is_free } from './page_alloc.js';
  */
 function startMigration(env: Env, addr: number) {
   const src = pte_pfn(pte(env, addr)) as folio;
-  expect(folio_isolate_lru(src)).toBe(true);
-  const list = [src];
-  const r: Runner = env.k.runner();
-  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
-  r.spawn(
-    'migrate',
-    migrate_pages(list, alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
-  );
-  for (;;) {
-    const p = r.threads[0]!.pending!;
-    if (p.what === 'folio_ref_count' && p.obj === `folio${src}.refcount`) break;
-    expect(r.step(0)).toBe(true);
-  }
-  return { r, src, list };
+  return migrationAtRefCheck(env.k, src);
 }
 
 /** handle_mm_fault under mmap_lock, as an op (for a runner thread). */

@@ -8,6 +8,7 @@
  * installs as remap_pfn_range would (special, no struct page).
  */
 import { describe, expect, it } from 'vitest';
+import { startMigration as migrationAtRefCheck } from './migrate.testlib.js';
 import type { Op, Step } from '../../sched/index.js';
 import { SchedThread } from '../../sched/index.js';
 import { Kernel } from '../kernel/kernel.js';
@@ -228,15 +229,8 @@ function endHook(k: Kernel, mm: mm_struct, onEnd: (r: mmu_notifier_range) => voi
 }
 
 import type { Runner } from '../../sched/index.js';
-import { page_alloc_state, GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
+import { page_alloc_state, __GFP_MOVABLE } from './page_alloc.js';
 import { is_migration_entry, swp_offset_pfn } from '../include/linux/swapops.js';
-import {
-  alloc_migration_target,
-  folio_isolate_lru,
-  migrate_pages,
-  MIGRATE_SYNC,
-  MR_SYSCALL,
-} from './migrate.js';
 import { do_madvise, MADV_DONTNEED } from './madvise.js';
 import { set_pte_at } from '../include/linux/pgtable.js';
 
@@ -256,20 +250,7 @@ function liveFrames(): number {
  */
 function startMigration(k: Kernel, mm: mm_struct, addr: number) {
   const src = pte_pfn(pteAt(mm, addr)) as folio;
-  expect(folio_isolate_lru(src)).toBe(true);
-  const list = [src];
-  const r: Runner = k.runner();
-  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
-  r.spawn(
-    'migrate',
-    migrate_pages(list, alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
-  );
-  for (;;) {
-    const p = r.threads[0]!.pending!;
-    if (p.what === 'folio_ref_count' && p.obj === `folio${src}.refcount`) break;
-    expect(r.step(0)).toBe(true);
-  }
-  return { r, src, list };
+  return migrationAtRefCheck(k, src);
 }
 
 /** Runs thread tid alone until it ends. */

@@ -6,6 +6,7 @@
  * their pfn, no refcount change).
  */
 import { describe, expect, it } from 'vitest';
+import { startMigration as migrationAtRefCheck } from './migrate.testlib.js';
 import type { Op } from '../../sched/index.js';
 import { SchedThread } from '../../sched/index.js';
 import { Kernel } from '../kernel/kernel.js';
@@ -150,14 +151,7 @@ import {
   is_writable_migration_entry,
   swp_offset_pfn,
 } from '../include/linux/swapops.js';
-import { GFP_USER, __GFP_MOVABLE } from './page_alloc.js';
-import {
-  alloc_migration_target,
-  folio_isolate_lru,
-  migrate_pages,
-  MIGRATE_SYNC,
-  MR_SYSCALL,
-} from './migrate.js';
+import { __GFP_MOVABLE } from './page_alloc.js';
 
 /** The PMD entry of addr (a PMD migration entry is neither a leaf nor a table). */
 function pmdAt(mm: mm_struct, addr: number): pteval_t {
@@ -174,19 +168,7 @@ function pmdAt(mm: mm_struct, addr: number): pteval_t {
  */
 function startMigration(k: Kernel, mm: mm_struct, addr: number) {
   const src = pte_pfn(ptep_get(walkToLeaf(mm, addr)!.ptr)) as folio;
-  expect(folio_isolate_lru(src)).toBe(true);
-  const r: Runner = k.runner();
-  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
-  r.spawn(
-    'migrate',
-    migrate_pages([src], alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
-  );
-  for (;;) {
-    const p = r.threads[0]!.pending!;
-    if (p.what === 'folio_ref_count' && p.obj === `folio${src}.refcount`) break;
-    expect(r.step(0)).toBe(true);
-  }
-  return { r, src };
+  return migrationAtRefCheck(k, src);
 }
 
 /** Runs thread tid alone until it ends. */

@@ -4,6 +4,7 @@
  * VM_FAULT_SIGBUS), O-5 (PROT_NONE: every access fails).
  */
 import { describe, expect, it } from 'vitest';
+import { startMigration as migrationAtRefCheck } from '../../../mm/migrate.testlib.js';
 import { Kernel } from '../../../kernel/kernel.js';
 import { start_kernel, x86_64_e820 } from '../../../init/main.js';
 import { create_user_task } from '../../../kernel/fork.js';
@@ -65,20 +66,12 @@ function mmapAnon(env: Env, addr: number, len: number, prot: number): void {
   );
 }
 
-import type { Runner } from '../../../../sched/index.js';
 import type { folio, page } from '../../../include/linux/mm_types.js';
 import { page_ref_count } from '../../../include/linux/page_ref.js';
 import { pte_present } from '../include/asm/pgtable_types.js';
 import { is_migration_entry } from '../../../include/linux/swapops.js';
-import { GFP_USER, __GFP_MOVABLE, page_is_free } from '../../../mm/page_alloc.js';
+import { __GFP_MOVABLE, page_is_free } from '../../../mm/page_alloc.js';
 import { phys_read } from '../../../mm/sparse.js';
-import {
-  alloc_migration_target,
-  folio_isolate_lru,
-  migrate_pages,
-  MIGRATE_SYNC,
-  MR_SYSCALL,
-} from '../../../mm/migrate.js';
 
 const pteOf = (env: Env, addr: number): number => ptep_get(walkToPte(env.task.mm!, addr)!);
 
@@ -89,19 +82,7 @@ const pteOf = (env: Env, addr: number): number => ptep_get(walkToPte(env.task.mm
  */
 function startMigration(env: Env, addr: number) {
   const src = pte_pfn(pteOf(env, addr)) as folio;
-  expect(folio_isolate_lru(src)).toBe(true);
-  const r: Runner = env.k.runner();
-  const mtc = { nid: 0, gfp_mask: GFP_USER | __GFP_MOVABLE, reason: MR_SYSCALL };
-  r.spawn(
-    'migrate',
-    migrate_pages([src], alloc_migration_target, null, mtc, MIGRATE_SYNC, MR_SYSCALL),
-  );
-  for (;;) {
-    const p = r.threads[0]!.pending!;
-    if (p.what === 'folio_ref_count' && p.obj === `folio${src}.refcount`) break;
-    expect(r.step(0)).toBe(true);
-  }
-  return { r, src };
+  return migrationAtRefCheck(env.k, src);
 }
 
 describe('access_error', () => {
