@@ -17,10 +17,10 @@
  * - With `maxPreemptions`: a sound preemption-bounded search, see below.
  *
  * Dependency. Two steps of different threads are dependent when their extra objects
- * conflict ({@link Step.also} are writes, {@link Step.reads} reads), or when they
- * touch the same object, unless both are reads, both are shared (rwsem reader) acquires or releases,
- * both are releases (two threads never hold the same exclusive lock), or one is a
- * release and the other a blocking acquire (below). Steps of one thread are always
+ * conflict ({@link Step.also} are writes, {@link Step.reads} reads), or when they touch
+ * the same object, unless both are reads, both are shared (rwsem reader) acquires or
+ * releases, both are releases (two threads never hold the same exclusive lock), or one
+ * is a release and the other a blocking acquire (below). Steps of one thread are always
  * ordered. Traces are the equivalence classes of executions that order every dependent
  * pair alike.
  *
@@ -38,7 +38,8 @@
  * R's matching acquire.
  *
  * Assumptions: the program is deterministic; a step's `enabled` predicate depends only
- * on the state of its own object, and only steps on that object change it; locks are
+ * on the state of its own object, and only steps on that object (or writing it through
+ * `also`) change it; locks are
  * released by the thread that took them. A reversal that still finds its thread blocked
  * (possible with a blocking step that a write enables) is dropped and counted in
  * {@link ExploreResult.infeasible}; none of the lock primitives in sync.ts cause one.

@@ -49,7 +49,7 @@
  * @kernel mm/gup.c (v5.7+; see the gates), include/linux/mm.h, mm/internal.h
  *   (gup_must_unshare, gup_can_follow_protnone, INTERNAL_GUP_FLAGS)
  */
-import type { Op } from '../../sched/index.js';
+import { currentThread, type Op } from '../../sched/index.js';
 import { currentKernel } from '../kernel/kernel.js';
 import { since } from '../version.js';
 import type {
@@ -2142,12 +2142,12 @@ export function* __gup_longterm_locked(
   if (!(gup_flags & FOLL_LONGTERM))
     return yield* __get_user_pages_locked(mm, start, nr_pages, pages, off, l, gup_flags);
   return yield* gup_longterm_inflight(
-    __gup_longterm_locked_longterm(mm, start, nr_pages, pages, off, l, gup_flags),
+    longterm_pin_loop(mm, start, nr_pages, pages, off, l, gup_flags),
   );
 }
 
-/** The FOLL_LONGTERM part of __gup_longterm_locked (its pins are in flight meanwhile). */
-function* __gup_longterm_locked_longterm(
+/** Model: the FOLL_LONGTERM body of __gup_longterm_locked (its pins are in flight meanwhile). */
+function* longterm_pin_loop(
   mm: mm_struct,
   start: number,
   nr_pages: number,
@@ -3158,8 +3158,11 @@ export interface gup_pin_record {
 interface GupPinState {
   /** Live records by folio head pfn, oldest first. */
   readonly byFolio: Map<number, gup_pin_record[]>;
-  /** Per pid: FOLL_LONGTERM __gup_longterm_locked() calls in progress. */
-  readonly longterm: Map<number, number>;
+  /**
+   * Per scheduler thread: its FOLL_LONGTERM __gup_longterm_locked() calls in progress
+   * (nested ones counted) and the pins taken meanwhile.
+   */
+  readonly longterm: Map<object, { depth: number; readonly pins: gup_pin_record[] }>;
 }
 
 function pinState(): GupPinState {
@@ -3177,16 +3180,16 @@ function pinState(): GupPinState {
  */
 function* gup_longterm_inflight<T>(op: Op<T>): Op<T> {
   const st = pinState();
-  const pid = get_current().pid;
-  st.longterm.set(pid, (st.longterm.get(pid) ?? 0) + 1);
+  const me = currentThread();
+  let call = st.longterm.get(me);
+  if (!call) st.longterm.set(me, (call = { depth: 0, pins: [] }));
+  call.depth++;
   try {
     return yield* op;
   } finally {
-    const n = st.longterm.get(pid)! - 1;
-    if (n > 0) st.longterm.set(pid, n);
-    else {
-      st.longterm.delete(pid);
-      for (const l of st.byFolio.values()) for (const r of l) if (r.pid === pid) r.inflight = false;
+    if (--call.depth === 0) {
+      st.longterm.delete(me);
+      for (const r of call.pins) r.inflight = false;
     }
   }
 }
@@ -3232,8 +3235,13 @@ function gup_pin_record_add(f: folio, refs: number, flags: number): void {
     call_path: frames,
     time_ns: k.ktime_ns,
     step: k.step,
-    inflight: pinState().longterm.has(t.pid),
+    inflight: false,
   };
+  const call = pinState().longterm.get(currentThread());
+  if (call) {
+    rec.inflight = true;
+    call.pins.push(rec);
+  }
   const m = pinState().byFolio;
   const list = m.get(f);
   if (list) list.push(rec);

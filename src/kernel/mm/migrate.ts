@@ -269,6 +269,10 @@ export function migrate_failure(pfn: number): MigrateFailure | undefined {
   return mstate().failures.get(pfn);
 }
 
+/** The failures of a folio whose references kept it from migrating (retry_repeats). */
+const EXTRA_REFS = 'extra references: refcount differs from folio_expected_refs()';
+const MAYBE_PINNED = 'exclusive anonymous folio may be DMA-pinned: its mapping stays';
+
 function recordFailure(f: folio, rc: number, reason: string): void {
   const mapping = folio_mapping(f);
   const mapcount = folio_mapcount(f);
@@ -546,7 +550,7 @@ function* set_pmd_migration_entry(
   const anon_exclusive = since(5, 19) && folio_test_anon(f) && PageAnonExclusive(p);
   if (anon_exclusive && folio_try_share_anon_rmap(f, p)) {
     yield* set_pmd_at(mm, address, pmdp, pmdval);
-    recordFailure(f, -EAGAIN, 'exclusive anonymous folio may be DMA-pinned: its mapping stays');
+    recordFailure(f, -EAGAIN, MAYBE_PINNED);
     return -EBUSY;
   }
   if (pte_dirty(pmdval)) folio_set_dirty_flag(f);
@@ -611,7 +615,7 @@ function* try_to_migrate_one(f: folio, vma: vm_area_struct, _flags: number): Op<
     if (anon_exclusive) yield* contig_ref_step(f, 'folio_maybe_dma_pinned', 'read');
     if (anon_exclusive && folio_try_share_anon_rmap(f, subpage)) {
       yield* set_pte_at(mm, a, s.ptr, pteval);
-      recordFailure(f, -EAGAIN, 'exclusive anonymous folio may be DMA-pinned: its mapping stays');
+      recordFailure(f, -EAGAIN, MAYBE_PINNED);
       ret = false;
       break;
     }
@@ -882,7 +886,7 @@ function* __folio_migrate_mapping(
   yield { obj: `mapping${mapping.id}.i_pages`, kind: 'write', what: 'xas_lock_irq' };
   // folio_ref_freeze(folio, expected_count)
   if (folio_ref_count(f) !== expected_count) {
-    recordFailure(f, -EAGAIN, 'extra references: refcount differs from folio_expected_refs()');
+    recordFailure(f, -EAGAIN, EXTRA_REFS);
     return -EAGAIN;
   }
   folio_set_index(newfolio, folio_index(f));
@@ -925,7 +929,7 @@ function* __migrate_folio(mapping: address_space | null, dst: folio, src: folio)
   // land just before it.
   yield { obj: folio_ref_obj(src), kind: 'read', what: 'folio_ref_count' };
   if (folio_ref_count(src) !== expected_count) {
-    recordFailure(src, -EAGAIN, 'extra references: refcount differs from folio_expected_refs()');
+    recordFailure(src, -EAGAIN, EXTRA_REFS);
     return -EAGAIN;
   }
   // folio_mc_copy(dst, src)
@@ -1181,12 +1185,6 @@ interface Stats {
   nr_succeeded: number;
 }
 
-/** Failure reasons of a folio whose references kept it from migrating. */
-const REF_FAILURES: ReadonlySet<string> = new Set([
-  'extra references: refcount differs from folio_expected_refs()',
-  'exclusive anonymous folio may be DMA-pinned: its mapping stays',
-]);
-
 /**
  * Model: whether a retry of `folios` would only repeat the pass that just failed. A folio
  * that failed on its references (a GUP pin or reference: __migrate_folio's count check,
@@ -1204,7 +1202,8 @@ export function* retry_repeats(folios: readonly folio[]): Op<boolean> {
   const failures = mstate().failures;
   for (const f of folios) {
     const fail = failures.get(f);
-    if (!fail || !REF_FAILURES.has(fail.reason) || !pfn_in_cma_area(f)) return false;
+    if (!fail || (fail.reason !== EXTRA_REFS && fail.reason !== MAYBE_PINNED)) return false;
+    if (!pfn_in_cma_area(f)) return false;
   }
   let same = true;
   for (const f of folios) {
