@@ -206,6 +206,34 @@ describe('cma_alloc', () => {
     unpin_user_pages(pages, 1);
   });
 
+  it('R-GUP-8 (6.18): a pin stays in flight while another thread of the same process completes its own FOLL_LONGTERM call', () => {
+    const env = boot('6.18');
+    const [p0, p1] = anonInCma(env, 2);
+    const a = newPages(1);
+    const b = newPages(1);
+    const r = env.k.runner();
+    r.spawn('gup-a', pin_user_pages_fast(A, 1, FOLL_WRITE | FOLL_LONGTERM, a), env.task);
+    r.spawn(
+      'gup-b',
+      pin_user_pages_fast(A + PAGE_SIZE, 1, FOLL_WRITE | FOLL_LONGTERM, b),
+      env.task,
+    );
+    // Thread a pins its CMA page and stops before checking it (no lock held then).
+    while (r.threads[0]!.pending?.what !== 'folio_isolate_lru') expect(r.step(0)).toBe(true);
+    const rec = (pfn: number) => gup_live_pin_records().find((x) => x.folio === pfn);
+    expect(rec(p0)!.inflight).toBe(true);
+    // Thread b, the same task, migrates its page and returns with the pin.
+    while (!r.threads[1]!.done) expect(r.step(1)).toBe(true);
+    expect(r.threads[1]!.result).toBe(1);
+    expect(b[0]).not.toBe(p1);
+    expect(rec(b[0]!)!.inflight).toBe(false);
+    expect(rec(p0)!.inflight).toBe(true);
+    while (!r.threads[0]!.done) expect(r.step(0)).toBe(true);
+    expect(rec(a[0]!)!.inflight).toBe(false);
+    unpin_user_pages(a, 1);
+    unpin_user_pages(b, 1);
+  });
+
   it('R-GUP-8 (6.18): every busy range names its own pin; the failure lists both pins once', () => {
     const env = boot('6.18');
     const [p0, p1] = anonInCma(env, 2, 513);
